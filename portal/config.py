@@ -1,0 +1,130 @@
+"""Configuration: safe defaults, then ``PORTAL_*`` variables (and ``.env``), then overrides.
+
+Flask's ``from_prefixed_env`` turns ``PORTAL_MAIL_PORT=2525`` into ``MAIL_PORT = 2525``; the
+names Flask's extensions read (``MAIL_*``, ``SQLALCHEMY_DATABASE_URI``, ``RATELIMIT_*``) are
+derived here from ours, so an operator only ever sets ``PORTAL_`` variables. The app code
+reads the typed, frozen :class:`Settings` rather than the loose dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # default: SQLite in the instance folder
+    "SECRET_KEY": None,  # default: generated once and kept in the instance folder
+    "MAIL_SERVER": "",  # empty: write outgoing mail to instance/outbox/ instead
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    # Flask-Mail would silence itself under TESTING; our tests talk to a real SMTP server.
+    "MAIL_SUPPRESS_SEND": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DOMAIN": "portal.example.org",  # right-hand side of our Message-IDs
+    "ADDRESS_CA": "ca@example.org",
+    "ADDRESS_APPEALS": "appeals@example.org",
+    "ADDRESS_LEGAL": "legal@example.org",
+    "IMAP_CA_URL": None,
+    "IMAP_APPEALS_URL": None,
+    "OUTBOX_DIR": None,  # default: instance/outbox
+    "BLOB_DIR": None,  # default: instance/blobs
+    "REQUEST_RATE_LIMIT": "10 per hour",
+    "ACKS_PER_ADDRESS_PER_DAY": 5,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
+    "SITE_NAME": "Office Actions Portal",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    mail_server: str
+    mail_domain: str
+    address_ca: str
+    address_appeals: str
+    address_legal: str
+    imap_ca_url: str | None
+    imap_appeals_url: str | None
+    outbox_dir: Path
+    blob_dir: Path
+    request_rate_limit: str
+    acks_per_address_per_day: int
+    site_name: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        return cls(
+            database_url=config["SQLALCHEMY_DATABASE_URI"],
+            mail_server=config["MAIL_SERVER"] or "",
+            mail_domain=config["MAIL_DOMAIN"],
+            address_ca=config["ADDRESS_CA"],
+            address_appeals=config["ADDRESS_APPEALS"],
+            address_legal=config["ADDRESS_LEGAL"],
+            imap_ca_url=config["IMAP_CA_URL"],
+            imap_appeals_url=config["IMAP_APPEALS_URL"],
+            outbox_dir=Path(config["OUTBOX_DIR"]),
+            blob_dir=Path(config["BLOB_DIR"]),
+            request_rate_limit=config["REQUEST_RATE_LIMIT"],
+            acks_per_address_per_day=int(config["ACKS_PER_ADDRESS_PER_DAY"]),
+            site_name=config["SITE_NAME"],
+        )
+
+
+def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Fill ``app.config`` and return the typed settings, also kept on the app."""
+    load_dotenv(Path.cwd() / ".env")
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("PORTAL")
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    config = app.config
+    config["SQLALCHEMY_DATABASE_URI"] = config.get("SQLALCHEMY_DATABASE_URI") or (
+        config["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}"
+    )
+    config["OUTBOX_DIR"] = config["OUTBOX_DIR"] or str(instance / "outbox")
+    config["BLOB_DIR"] = config["BLOB_DIR"] or str(instance / "blobs")
+    config["SECRET_KEY"] = config["SECRET_KEY"] or _instance_secret(instance)
+    config.setdefault("MAIL_DEFAULT_SENDER", config["ADDRESS_CA"])
+    # CSRF tokens and the session ride on a cookie the browser never sends cross-site.
+    config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    # A form left open over lunch should still submit; the token is bound to the session.
+    config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
+    config["RATELIMIT_HEADERS_ENABLED"] = True
+
+    settings = Settings.from_config(config)
+    app.extensions["portal.settings"] = settings
+    return settings
+
+
+def get_settings() -> Settings:
+    settings: Settings = current_app.extensions["portal.settings"]
+    return settings
+
+
+def _instance_secret(instance: Path) -> str:
+    """A random key kept in the instance folder, so a laptop install needs no setup.
+
+    Production sets ``PORTAL_SECRET_KEY``; the file is created readable by its owner only.
+    """
+    path = instance / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+        log.info("generated a secret key in the instance folder")
+    return path.read_text().strip()

@@ -1,0 +1,43 @@
+"""Form plumbing shared by every blueprint: text cleaning on every field, and the honeypot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import Field, Form, StringField
+from wtforms.validators import ValidationError
+
+from portal.text import clean_text
+
+
+class CleanForm(FlaskForm):
+    """A form whose text fields drop control characters and normalise Unicode on the way in."""
+
+    class Meta:
+        def bind_field(self, form: Form, unbound_field: Any, options: dict[str, Any]) -> Field:
+            if issubclass(unbound_field.field_class, StringField):
+                filters = unbound_field.kwargs.get("filters", ())
+                options["filters"] = (clean_text, *filters)
+            return unbound_field.bind(form=form, **options)
+
+
+def must_be_empty(form: Form, field: Field) -> None:
+    """Honeypot: people never see this field, form-filling robots fill it in."""
+    if field.data:
+        raise ValidationError(
+            "This looked like an automated submission. If you are a person, please send it again."
+        )
+
+
+class MaxWords:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, form: Form, field: Field) -> None:
+        count = len((field.data or "").split())
+        if count > self.limit:
+            raise ValidationError(
+                f"Keep this to {self.limit} words or fewer (it has {count}); "
+                "put the rest under further details."
+            )

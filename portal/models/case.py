@@ -1,0 +1,98 @@
+"""A case: one conversation with the public about one request, notice, appeal or inquiry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, TimestampMixin
+from portal.policy import CaseKind, CaseStatus, Priority, Team
+
+if TYPE_CHECKING:
+    from portal.models.message import Message
+    from portal.models.people import Reporter
+
+# Form and column agree on these (style guide: take limits from the model).
+SUMMARY_MAX_WORDS = 300
+SUMMARY_MAX_CHARS = 4_000
+DETAILS_MAX_CHARS = 20_000
+SHORT_TEXT_MAX = 200
+URLS_MAX = 50
+URL_MAX_CHARS = 2_000
+
+REFERENCE_PREFIX = "OA"
+
+
+def format_reference(year: int, number: int) -> str:
+    """``OA-2026-000123``: short enough to quote in a subject, sortable, not guessable by year."""
+    return f"{REFERENCE_PREFIX}-{year:04d}-{number:06d}"
+
+
+class Case(TimestampMixin, Base):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_team_status_due", "team", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Set right after the insert, from the id: see services.cases.open_request.
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default=CaseKind.REQUEST)
+    action: Mapped[str | None] = mapped_column(String(32))
+    team: Mapped[str] = mapped_column(String(32), default=Team.TRUST_SAFETY)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
+    due_at: Mapped[datetime | None]
+
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("reporters.id"), index=True)
+    requester_name: Mapped[str | None] = mapped_column(String(SHORT_TEXT_MAX))
+    summary: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    evidence_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    prior_attempt_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    no_prior_attempt_reason: Mapped[str | None] = mapped_column(Text)
+    scope_location: Mapped[str | None] = mapped_column(String(SHORT_TEXT_MAX))
+    scope_project: Mapped[str | None] = mapped_column(String(SHORT_TEXT_MAX))
+    scope_until: Mapped[date | None]
+
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decided_at: Mapped[datetime | None]
+    modified_at: Mapped[datetime | None]
+    appeal_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    confidential: Mapped[bool] = mapped_column(default=False)
+
+    requester: Mapped[Reporter | None] = relationship()
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="case", order_by="Message.id", cascade="all, delete-orphan"
+    )
+    parties: Mapped[list[CaseParty]] = relationship(
+        back_populates="case", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Case {self.reference or self.id} {self.kind}/{self.action} {self.status}>"
+
+
+class CaseParty(Base):
+    """An address that may write into a case: the requester, the subject, or one staff added.
+
+    Mail quoting a case reference only joins that case when its sender is a party, so a
+    stranger cannot write into (or read back from) someone else's case.
+    """
+
+    __tablename__ = "case_parties"
+    __table_args__ = (UniqueConstraint("case_id", "address", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # Canonical form (portal.addresses.canonical_address), so variants match.
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # requester | subject | party
+    added_by: Mapped[str | None] = mapped_column(String(320))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="parties")
+
+    def __repr__(self) -> str:
+        return f"<CaseParty case={self.case_id} {self.role}>"

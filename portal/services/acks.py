@@ -1,0 +1,80 @@
+"""Automatic acknowledgements, with the guards that keep them from becoming a nuisance.
+
+An acknowledgement tells a person that a human will read what they sent, and gives them the
+reference to quote. It is marked ``Auto-Submitted: auto-replied`` (RFC 3834) and limited per
+person per day, so a loop with another robot, or someone filing in a burst, cannot turn the
+portal into a mail cannon.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import render_template
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.config import Settings
+from portal.models import Case, OutboundMail
+from portal.models.base import utcnow
+from portal.policy import rule_for
+from portal.services.outbound import queue_mail
+
+log = logging.getLogger(__name__)
+
+ACK_PURPOSE = "acknowledgement"
+ACK_WINDOW = timedelta(days=1)
+
+
+def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count(OutboundMail.id))
+            .join(Case, Case.id == OutboundMail.case_id)
+            .where(
+                Case.requester_id == reporter_id,
+                OutboundMail.purpose == ACK_PURPOSE,
+                OutboundMail.created_at >= now - ACK_WINDOW,
+            )
+        )
+        or 0
+    )
+
+
+def acknowledge_request(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    *,
+    case: Case,
+    to: str,
+    submission_text: str,
+    now: datetime | None = None,
+) -> OutboundMail | None:
+    """Queue the acknowledgement of a new web request, or None when the daily limit is met."""
+    now = now or utcnow()
+    if case.requester_id is None:
+        raise ValueError(f"{case.reference} has no requester to acknowledge")
+    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
+        log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
+        return None
+    context = {
+        "case": case,
+        "rule": rule_for(case.action) if case.action else None,
+        "submission_text": submission_text,
+        "site_name": settings.site_name,
+    }
+    return queue_mail(
+        session,
+        settings,
+        secret_key,
+        case=case,
+        to=to,
+        subject=f"[{case.reference}] We received your request",
+        text=render_template("mail/ack_request.txt", **context),
+        html=render_template("mail/ack_request.html", **context),
+        purpose=ACK_PURPOSE,
+        auto_reply=True,
+        now=now,
+    )

@@ -1,0 +1,145 @@
+"""Opening cases and adding to their timelines: the only code that writes cases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.addresses import canonical_address
+from portal.models import Case, CaseParty, Message, Reporter
+from portal.models.base import utcnow
+from portal.models.case import format_reference
+from portal.models.message import Channel, Direction
+from portal.policy import ActionType, CaseStatus, rule_for
+from portal.services import audit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestSubmission:
+    """What a person asked for on the web form, already validated and normalised."""
+
+    action: ActionType
+    summary: str
+    requester_email: str
+    requester_name: str | None = None
+    details: str | None = None
+    evidence_urls: list[str] = field(default_factory=list)
+    prior_attempt_urls: list[str] = field(default_factory=list)
+    no_prior_attempt_reason: str | None = None
+    scope_location: str | None = None
+    scope_project: str | None = None
+    scope_until: date | None = None
+
+
+def find_or_create_reporter(session: Session, address: str, name: str | None = None) -> Reporter:
+    canonical = canonical_address(address)
+    reporter = session.scalar(select(Reporter).where(Reporter.canonical_email == canonical))
+    if reporter is None:
+        reporter = Reporter(canonical_email=canonical, email=address, name=name)
+        session.add(reporter)
+        session.flush()
+    else:
+        reporter.email = address
+        reporter.name = name or reporter.name
+    return reporter
+
+
+def assign_reference(case: Case) -> str:
+    """Give a flushed case its reference, from the year it was opened and its id."""
+    if case.id is None:
+        raise ValueError("flush the case before assigning its reference")
+    case.reference = format_reference(case.created_at.year, case.id)
+    return case.reference
+
+
+def open_request(
+    session: Session, submission: RequestSubmission, *, now: datetime | None = None
+) -> Case:
+    """Open a case for a web request: routed, clocked, audited, with the submission on its
+    timeline. The caller commits, then sends the acknowledgement."""
+    now = now or utcnow()
+    rule = rule_for(submission.action)
+    reporter = find_or_create_reporter(
+        session, submission.requester_email, submission.requester_name
+    )
+    case = Case(
+        kind=rule.kind,
+        action=rule.action,
+        team=rule.team,
+        status=CaseStatus.NEW,
+        priority=rule.priority,
+        due_at=rule.clock.due(now) if rule.clock else None,
+        requester_id=reporter.id,
+        requester_name=submission.requester_name,
+        summary=submission.summary,
+        details=submission.details,
+        evidence_urls=list(submission.evidence_urls),
+        prior_attempt_urls=list(submission.prior_attempt_urls),
+        no_prior_attempt_reason=submission.no_prior_attempt_reason,
+        scope_location=submission.scope_location,
+        scope_project=submission.scope_project,
+        scope_until=submission.scope_until,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    session.flush()
+    assign_reference(case)
+    session.add(CaseParty(case_id=case.id, address=reporter.canonical_email, role="requester"))
+    session.add(
+        Message(
+            case_id=case.id,
+            direction=Direction.INBOUND,
+            channel=Channel.WEB,
+            sender=submission.requester_email,
+            sender_name=submission.requester_name,
+            subject=f"{rule.label} request",
+            body_text=render_submission_text(submission),
+            sent_at=now,
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        actor="public",
+        action="case.opened",
+        case_id=case.id,
+        details={
+            "reference": case.reference,
+            "channel": Channel.WEB,
+            "action": rule.action.value,
+            "team": rule.team.value,
+            "priority": rule.priority.value,
+        },
+        now=now,
+    )
+    log.info("opened %s (%s, %s) from the web form", case.reference, rule.action, rule.team)
+    return case
+
+
+def render_submission_text(submission: RequestSubmission) -> str:
+    """The submission as plain text: the first message on the timeline and the ack's quote."""
+    rule = rule_for(submission.action)
+    lines = [f"Action requested: {rule.label}", "", "Summary:", submission.summary, ""]
+    if rule.event_scope:
+        lines += [
+            f"Event ban scope: location: {submission.scope_location or '-'}; "
+            f"project: {submission.scope_project or '-'}; "
+            f"until: {submission.scope_until.isoformat() if submission.scope_until else '-'}",
+            "",
+        ]
+    if submission.evidence_urls:
+        lines += ["Evidence:", *submission.evidence_urls, ""]
+    if submission.prior_attempt_urls:
+        lines += ["Attempts through local community processes:", *submission.prior_attempt_urls, ""]
+    if submission.no_prior_attempt_reason:
+        lines += ["Why there were no prior attempts:", submission.no_prior_attempt_reason, ""]
+    if submission.details:
+        lines += ["Further details:", submission.details, ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,76 @@
+"""Base fixtures: an app on a fresh SQLite file per test, its client and CLI runner.
+
+Real servers (Dovecot, SMTP, Chromium) come from ``tests/servers/fixtures.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from werkzeug.test import TestResponse
+
+from portal import create_app
+from portal.extensions import db
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def make_app(tmp_path: Path, **overrides: Any) -> Flask:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "SECRET_KEY": "test-secret-key",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "BLOB_DIR": str(tmp_path / "blobs"),
+        "MAIL_SERVER": "",
+        "REQUEST_RATE_LIMIT": "1000 per hour",
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change the app's configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path: Path, app_config: dict[str, Any]) -> Iterator[Flask]:
+    app = make_app(tmp_path, **app_config)
+    with app.app_context():
+        # Tests build the schema from the models; test_migrations checks Alembic gives the same.
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def csrf_token(response: TestResponse) -> str:
+    match = _CSRF.search(response.get_data(as_text=True))
+    assert match, "no CSRF token on the page"
+    return match[1]
+
+
+def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
+    """Submit a form the way a browser does: load the page, then post with its CSRF token."""
+    page = client.get(url)
+    return client.post(url, data={**data, "csrf_token": csrf_token(page)}, **kwargs)
