@@ -1,0 +1,71 @@
+# Office Actions Portal. `make help` lists the targets.
+# Everything a fresh Debian machine with Python 3.11 needs is installed from here.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# Debian packages the tests start for real: an IMAP server and a browser.
+TEST_PACKAGES := dovecot-imapd chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format install install-test system-packages migrate bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv && \
+		$(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed ## Create .venv and install the app
+
+install-test: $(VENV)/.installed-test system-packages ## Install what the tests need
+
+system-packages: ## Install Dovecot and Chromium from Debian when missing
+	@missing=""; \
+	[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq; \
+		printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+		$(SUDO) chmod +x /usr/sbin/policy-rc.d; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+		status=$$?; $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+
+migrate: $(VENV)/.installed ## Apply database migrations (SQLite under instance/ by default)
+	$(BIN)/flask --app wsgi db upgrade
+
+run: migrate ## Serve the portal on http://127.0.0.1:5000 with SQLite
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.installed-test ## ruff: lint and check formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test ## ruff: fix what can be fixed and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install-test lint ## Lint, then the whole test suite against real servers
+	$(BIN)/pytest
+
+bench: install-test ## Run the benchmarks (see bench/README.md)
+	$(BIN)/python -m bench.run_all
+
+clean: ## Remove the virtualenv and caches (keeps instance/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

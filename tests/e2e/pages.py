@@ -1,0 +1,48 @@
+"""Page objects: what a person does on a page, in words, so tests read like their stories."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+
+class RequestFormPage:
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    def open(self) -> RequestFormPage:
+        self.page.goto(f"{self.base_url}/requests/new")
+        return self
+
+    def choose_action(self, label: str) -> None:
+        self.page.get_by_label(label, exact=True).check()
+
+    def write_summary(self, text: str) -> None:
+        self.page.get_by_label("Summary of your reasons").fill(text)
+
+    def word_count_text(self) -> str:
+        return self.page.locator("#summary-count").inner_text()
+
+    def give_evidence(self, *urls: str) -> None:
+        self.page.get_by_label("Evidence (links, one per line)").fill("\n".join(urls))
+
+    def give_prior_attempts(self, *urls: str) -> None:
+        self.page.get_by_label(
+            "Attempts through local community processes (links, one per line)"
+        ).fill("\n".join(urls))
+
+    def give_email(self, address: str) -> None:
+        self.page.get_by_label("Your e-mail address").fill(address)
+
+    def send(self) -> None:
+        self.page.get_by_role("button", name="Send request").click()
+
+    def sees(self, text: str) -> bool:
+        """Whether the person can see this exact heading or sentence right now."""
+        return self.page.get_by_text(text, exact=True).is_visible()
+
+    def error_beside(self, field: str) -> str:
+        return self.page.locator(f"#{field}-error").inner_text()
+
+    def reference(self) -> str:
+        return self.page.locator(".reference").inner_text()
