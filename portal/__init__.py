@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Flask
 
-from portal import database  # noqa: F401  (registers the SQLite connection pragmas)
+from portal import database, search  # noqa: F401  (SQLite pragmas; FTS5 DDL for create_all)
 from portal.config import configure
-from portal.extensions import csrf, db, limiter, mail, migrate
+from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,12 +36,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
+    login_manager.init_app(app)
 
     from portal import errors, security
     from portal.cli import register_cli
     from portal.public import bp as public_bp
+    from portal.staff import bp as staff_bp
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(staff_bp)
     errors.register(app)
     security.register(app)
     register_cli(app)

@@ -1,20 +1,28 @@
 """``flask --app wsgi ...`` commands: thin wrappers that call services inside the app context.
 
-``db upgrade`` comes from Flask-Migrate.
+``db upgrade`` comes from Flask-Migrate; ``mailbridge`` from the mailbridge package.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from portal.config import get_settings
 from portal.extensions import db
+from portal.models import Role
+from portal.services import outbound, staff
+from portal.services.audit import broken_links
 from portal.services.export import export_cases
 
 cases_cli = AppGroup("cases", help="Work with cases.")
+staff_cli = AppGroup("staff", help="Manage staff accounts.")
+outbox_cli = AppGroup("outbox", help="Outgoing mail.")
+audit_cli = AppGroup("audit", help="The audit trail.")
 
 
 @cases_cli.command("export")
@@ -32,5 +40,82 @@ def export_command(fmt: str) -> None:
         click.echo(json.dumps(record, ensure_ascii=False))
 
 
+@staff_cli.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(Role.ALL),
+    help="May be given several times.",
+)
+@click.option("--name", default=None, help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_create(
+    email: str, roles: tuple[str, ...], name: str | None, password_stdin: bool
+) -> None:
+    """Create a staff account and print its authenticator (otpauth://) URI."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = staff.create_staff(
+            db.session, email=email, roles=list(roles), password=password, name=name
+        )
+    except (staff.StaffError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Created staff account #{created.user.id} ({', '.join(created.user.roles)}).")
+    click.echo("Add this to the authenticator app (it is shown once):")
+    click.echo(created.provisioning_uri)
+
+
+@staff_cli.command("disable")
+@click.argument("email")
+def staff_disable(email: str) -> None:
+    """Disable a staff account: it can no longer sign in, and open sessions end."""
+    try:
+        user = staff.disable_staff(db.session, email)
+    except staff.StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Disabled staff account #{user.id}.")
+
+
+@staff_cli.command("reset-2fa")
+@click.argument("email")
+def staff_reset_2fa(email: str) -> None:
+    """Give a staff account a new TOTP secret and print its otpauth:// URI."""
+    try:
+        created = staff.reset_two_factor(db.session, email)
+    except staff.StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(created.provisioning_uri)
+
+
+@outbox_cli.command("flush")
+def outbox_flush() -> None:
+    """Send every outgoing mail that is due now (pending mail is also retried by
+    `mailbridge run`)."""
+    result = outbound.deliver_due(db.session, get_settings())
+    click.echo(f"outbox: {result.sent} sent, {result.failed} still pending")
+    if result.failed:
+        sys.exit(1)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the audit trail; exit 1 and name the rows that break it."""
+    broken = [event.id for event in broken_links(db.session)]
+    if broken:
+        click.echo(f"audit trail BROKEN at event(s): {', '.join(map(str, broken))}", err=True)
+        sys.exit(1)
+    click.echo("audit trail intact")
+
+
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(cases_cli)
+    for group in (cases_cli, staff_cli, outbox_cli, audit_cli):
+        app.cli.add_command(group)

@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
     "SITE_NAME": "Office Actions Portal",
+    # A staff session ends after a working day, whatever happens in between.
+    "STAFF_SESSION_HOURS": 10,
+    # Someone who opened the reply box this recently is "probably answering".
+    "REPLY_PRESENCE_MINUTES": 10,
 }
 
 
@@ -106,6 +111,7 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     # A form left open over lunch should still submit; the token is bound to the session.
     config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
     config["RATELIMIT_HEADERS_ENABLED"] = True
+    config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=float(config["STAFF_SESSION_HOURS"]))
 
     settings = Settings.from_config(config)
     app.extensions["portal.settings"] = settings

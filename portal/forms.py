@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import Field, Form, StringField
+from wtforms import Field, Form, SelectChoice, StringField
 from wtforms.validators import ValidationError
 
 from portal.text import clean_text
@@ -20,6 +21,11 @@ class CleanForm(FlaskForm):
                 filters = unbound_field.kwargs.get("filters", ())
                 options["filters"] = (clean_text, *filters)
             return unbound_field.bind(form=form, **options)
+
+
+def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """(value, label) pairs as the choices WTForms 3.3 expects."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def must_be_empty(form: Form, field: Field) -> None:

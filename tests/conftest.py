@@ -18,9 +18,22 @@ from werkzeug.test import TestResponse
 from portal import create_app
 from portal.extensions import db
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.factories"]
 
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+_CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
+_VALUE = re.compile(r'value="([^"]+)"')
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production.
+
+    The ``app`` fixture keeps an app context open for the test's own database work; without
+    this, requests would share its ``g`` (and so a cached CSRF token) and its DB session.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:  # type: ignore[override]
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:
@@ -34,7 +47,9 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "REQUEST_RATE_LIMIT": "1000 per hour",
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = IsolatedClient
+    return app
 
 
 @pytest.fixture
@@ -65,9 +80,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 
 def csrf_token(response: TestResponse) -> str:
-    match = _CSRF.search(response.get_data(as_text=True))
-    assert match, "no CSRF token on the page"
-    return match[1]
+    tag = _CSRF_INPUT.search(response.get_data(as_text=True))
+    assert tag, "no CSRF token on the page"
+    value = _VALUE.search(tag[0])
+    assert value, "CSRF input without a value"
+    return value[1]
 
 
 def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:

@@ -6,15 +6,21 @@ from portal.models.case import Case, CaseParty
 from portal.models.mailbox import MailboxState
 from portal.models.message import Attachment, Message, OutboundMail
 from portal.models.people import Reporter
+from portal.models.staff import CannedResponse, LoginAttempt, ReplyPresence, Role, StaffUser
 
 __all__ = [
     "Attachment",
     "AuditEvent",
     "Base",
+    "CannedResponse",
     "Case",
     "CaseParty",
+    "LoginAttempt",
     "MailboxState",
     "Message",
     "OutboundMail",
+    "ReplyPresence",
     "Reporter",
+    "Role",
+    "StaffUser",
 ]

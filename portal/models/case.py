@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.models.base import Base, TimestampMixin
 from portal.policy import CaseKind, CaseStatus, Priority, Team
@@ -24,6 +24,8 @@ URLS_MAX = 50
 URL_MAX_CHARS = 2_000
 
 REFERENCE_PREFIX = "OA"
+# Cases with no policy clock sort after every dated case in a queue.
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def format_reference(year: int, number: int) -> str:
@@ -33,7 +35,11 @@ def format_reference(year: int, number: int) -> str:
 
 class Case(TimestampMixin, Base):
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_team_status_due", "team", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_cases_team_status_due", "team", "status", "due_at"),
+        # The queue order: urgent first, then by due time (see services/inbox.py).
+        Index("ix_cases_queue_order", "team", "priority", "queue_due_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Set right after the insert, from the id: see services.cases.open_request.
@@ -44,6 +50,9 @@ class Case(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
     due_at: Mapped[datetime | None]
+    # due_at, or NO_DUE_DATE: a non-null copy that an index can keep in queue order, so the
+    # inbox never sorts 100,000 cases to show fifty. Kept in step by _sync_queue_due_at.
+    queue_due_at: Mapped[datetime] = mapped_column(default=NO_DUE_DATE)
 
     requester_id: Mapped[int | None] = mapped_column(ForeignKey("reporters.id"), index=True)
     requester_name: Mapped[str | None] = mapped_column(String(SHORT_TEXT_MAX))
@@ -60,7 +69,19 @@ class Case(TimestampMixin, Base):
     decided_at: Mapped[datetime | None]
     modified_at: Mapped[datetime | None]
     appeal_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The case another one names without being part of it: mail from a stranger quoting a
+    # reference, or a reply that reached the wrong team's mailbox. Staff decide on a merge.
+    # A pointer, not a foreign key: cases are never deleted, and without a constraint SQLite
+    # can add the column in place (migration 0002_mailbridge) instead of rebuilding `cases`.
+    linked_case_id: Mapped[int | None] = mapped_column(index=True)
     confidential: Mapped[bool] = mapped_column(default=False)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL"), index=True
+    )
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    decision_details: Mapped[str | None] = mapped_column(Text)
 
     requester: Mapped[Reporter | None] = relationship()
     messages: Mapped[list[Message]] = relationship(
@@ -69,6 +90,11 @@ class Case(TimestampMixin, Base):
     parties: Mapped[list[CaseParty]] = relationship(
         back_populates="case", cascade="all, delete-orphan"
     )
+
+    @validates("due_at")
+    def _sync_queue_due_at(self, key: str, value: datetime | None) -> datetime | None:
+        self.queue_due_at = value or NO_DUE_DATE
+        return value
 
     def __repr__(self) -> str:
         return f"<Case {self.reference or self.id} {self.kind}/{self.action} {self.status}>"

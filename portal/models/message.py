@@ -68,6 +68,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     raw_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    # SHA-256 of the author's headers and body (mailbridge.fingerprint): equal for one mail
+    # that arrived twice with different trace headers or line ends, so it is stored once.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     raw_size: Mapped[int | None]
     mailbox: Mapped[str | None] = mapped_column(String(64))
     # IMAP UIDs are unsigned 32-bit: past a signed INTEGER on PostgreSQL.

@@ -9,6 +9,7 @@ portal into a mail cannon.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask import render_template
@@ -75,6 +76,52 @@ def acknowledge_request(
         text=render_template("mail/ack_request.txt", **context),
         html=render_template("mail/ack_request.html", **context),
         purpose=ACK_PURPOSE,
+        auto_reply=True,
+        now=now,
+    )
+
+
+# An acknowledgement answers one message; a reply longer than this is a loop or an attack.
+ACK_MAX_REFERENCES = 20
+
+
+def acknowledge_mail(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    *,
+    case: Case,
+    to: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    now: datetime | None = None,
+) -> OutboundMail | None:
+    """Queue the acknowledgement of a case opened by mail, or None when the daily limit is met.
+
+    The caller has already ruled out automatic mail, bounces and our own addresses. The mail
+    threads under the message it answers and quotes none of it: the From of inbound mail can
+    be forged, and an acknowledgement must not carry a stranger's words to someone else.
+    """
+    now = now or utcnow()
+    if case.requester_id is None:
+        raise ValueError(f"{case.reference} has no requester to acknowledge")
+    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
+        log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
+        return None
+    thread = [*references, *([in_reply_to] if in_reply_to else [])][-ACK_MAX_REFERENCES:]
+    context = {"case": case, "site_name": settings.site_name}
+    return queue_mail(
+        session,
+        settings,
+        secret_key,
+        case=case,
+        to=to,
+        subject=f"[{case.reference}] We received your message",
+        text=render_template("mail/ack_mail.txt", **context),
+        html=render_template("mail/ack_mail.html", **context),
+        purpose=ACK_PURPOSE,
+        in_reply_to=in_reply_to,
+        references=list(dict.fromkeys(thread)),
         auto_reply=True,
         now=now,
     )

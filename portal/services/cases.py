@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, Reporter
 from portal.models.base import utcnow
-from portal.models.case import format_reference
+from portal.models.case import SUMMARY_MAX_CHARS, format_reference
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseStatus, rule_for
+from portal.policy import ActionType, CaseKind, CaseStatus, Priority, Team, rule_for
 from portal.services import audit
 
 log = logging.getLogger(__name__)
@@ -143,3 +143,61 @@ def render_submission_text(submission: RequestSubmission) -> str:
     if submission.details:
         lines += ["Further details:", submission.details, ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def open_mail_case(
+    session: Session,
+    *,
+    team: Team,
+    mailbox: str,
+    sender: str | None,
+    sender_name: str | None,
+    subject: str | None,
+    linked_case_id: int | None = None,
+    linked_reference: str | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Open an inquiry for mail that belongs to no case yet, in the queue of its mailbox.
+
+    The sender becomes the requester and the case's first party, so that their replies (and
+    only theirs) thread into it by reference. ``linked_case_id`` records the case the mail
+    named but may not join (a stranger quoting a reference, another team's case); staff
+    decide whether the two belong together. The caller adds the message and commits.
+    """
+    now = now or utcnow()
+    reporter = (
+        find_or_create_reporter(session, sender, sender_name) if sender and "@" in sender else None
+    )
+    case = Case(
+        kind=CaseKind.INQUIRY,
+        action=None,
+        team=team,
+        status=CaseStatus.NEW,
+        priority=Priority.NORMAL,
+        due_at=None,
+        requester_id=reporter.id if reporter else None,
+        requester_name=sender_name,
+        summary=(subject or "")[:SUMMARY_MAX_CHARS] or None,
+        linked_case_id=linked_case_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    session.flush()
+    assign_reference(case)
+    if reporter is not None:
+        session.add(CaseParty(case_id=case.id, address=reporter.canonical_email, role="requester"))
+    details: dict[str, str] = {
+        "reference": case.reference or "",
+        "channel": Channel.MAIL,
+        "kind": CaseKind.INQUIRY.value,
+        "team": team.value,
+        "mailbox": mailbox,
+    }
+    if linked_reference:
+        details["linked_reference"] = linked_reference
+    audit.record(
+        session, actor="mailbridge", action="case.opened", case_id=case.id, details=details, now=now
+    )
+    log.info("opened %s (%s) from mail in %s", case.reference, team, mailbox)
+    return case

@@ -13,10 +13,12 @@ while sending leaves a claim that expires, and the mail is retried rather than l
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.header import decode_header, make_header
 from pathlib import Path
 
 from flask_mail import Message as MailMessage
@@ -69,6 +71,31 @@ def _check_header(name: str, value: str) -> str:
     return value
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_MSG_ID = re.compile(r"<[^<>\s\\\"=?]+@[^<>\s\\\"=?]+>")
+
+
+def header_text(value: str) -> str:
+    """Text that is safe as an unstructured header such as Subject.
+
+    Python's mail policy decodes RFC 2047 encoded words in a value as it sets it, so
+    ``=?utf-8?q?Hi=0D=0ABcc=3A_x?=`` in a subject taken from incoming mail would become a
+    line break and a forged ``Bcc:``. We decode such words ourselves (until none are left)
+    and fold every run of white space, line breaks included, into one space.
+    """
+    for _ in range(5):
+        if not _ENCODED_WORD.search(value):
+            break
+        value = str(make_header(decode_header(value)))
+    value = _ENCODED_WORD.sub(lambda m: m[0].replace("=?", "= ?"), value)
+    return " ".join(value.split())
+
+
+def message_id_list(values: Iterable[str]) -> list[str]:
+    """Only well-formed ``<left@right>`` Message-IDs, as they go into In-Reply-To/References."""
+    return [token for value in values for token in _MSG_ID.findall(value or "")]
+
+
 def queue_mail(
     session: Session,
     settings: Settings,
@@ -91,10 +118,10 @@ def queue_mail(
     Nothing is sent here: call :func:`deliver_due` after the transaction commits.
     """
     sender = team_address(settings, case.team)
-    for name, value in (("To", to), ("Subject", subject), ("In-Reply-To", in_reply_to or "")):
-        _check_header(name, value)
-    for ref in references:
-        _check_header("References", ref)
+    _check_header("To", to)
+    subject = header_text(subject)
+    in_reply_to = next(iter(message_id_list([in_reply_to or ""])), None)
+    references = message_id_list(references)
 
     message_id = make_message_id(
         secret=secret_key, case_id=case.id, recipient=to, domain=settings.mail_domain

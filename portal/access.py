@@ -1,0 +1,80 @@
+"""Who may see which case. Every staff query for cases goes through :func:`visible_cases`.
+
+Kept in one place, with no view-by-view checks, so that a new page cannot forget a rule:
+- admins see every case, except child protection, which only Trust & Safety sees;
+- Trust & Safety see their team's queue and the appeals queue;
+- Legal see Legal's queue;
+- appeal reviewers see the appeals queue and the cases those appeals are about;
+- a confidential case is seen only by its assignee and by admins.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy.orm import Session, aliased
+
+from portal.models import Case, Role, StaffUser
+from portal.policy import ActionType, Team
+
+
+def visibility(user: StaffUser) -> ColumnElement[bool]:
+    """A WHERE clause true for exactly the cases ``user`` may see."""
+    if not user.is_active:
+        return false()
+    teams: list[str] = []
+    if user.has_role(Role.TRUST_SAFETY):
+        teams += [Team.TRUST_SAFETY, Team.APPEALS]
+    if user.has_role(Role.LEGAL):
+        teams.append(Team.LEGAL)
+    if user.has_role(Role.APPEALS_REVIEWER):
+        teams.append(Team.APPEALS)
+
+    if user.has_role(Role.ADMIN):
+        by_role: ColumnElement[bool] = true()
+    else:
+        conditions: list[ColumnElement[bool]] = [Case.team.in_(teams)] if teams else []
+        if user.has_role(Role.APPEALS_REVIEWER):
+            appeal = aliased(Case)
+            conditions.append(
+                Case.id.in_(
+                    select(appeal.appeal_of_id).where(
+                        appeal.team == Team.APPEALS, appeal.appeal_of_id.is_not(None)
+                    )
+                )
+            )
+        by_role = or_(*conditions) if conditions else false()
+
+    child_protection_ok: ColumnElement[bool] = (
+        true()
+        if user.has_role(Role.TRUST_SAFETY)
+        else or_(Case.action.is_(None), Case.action != ActionType.CHILD_PROTECTION)
+    )
+    confidential_ok: ColumnElement[bool] = (
+        true()
+        if user.has_role(Role.ADMIN)
+        else or_(Case.confidential.is_(False), Case.assignee_id == user.id)
+    )
+    return and_(by_role, child_protection_ok, confidential_ok)
+
+
+def visible_cases(user: StaffUser) -> Select[tuple[Case]]:
+    return select(Case).where(visibility(user))
+
+
+def get_visible_case(session: Session, user: StaffUser, case_id: int) -> Case | None:
+    """The case if ``user`` may see it; None whether it is missing or hidden (same 404)."""
+    return session.scalar(visible_cases(user).where(Case.id == case_id))
+
+
+def visible_teams(user: StaffUser) -> list[str]:
+    """The queues to show in the inbox's navigation."""
+    if user.has_role(Role.ADMIN):
+        return [Team.TRUST_SAFETY, Team.LEGAL, Team.APPEALS]
+    teams: list[str] = []
+    if user.has_role(Role.TRUST_SAFETY):
+        teams.append(Team.TRUST_SAFETY)
+    if user.has_role(Role.LEGAL):
+        teams.append(Team.LEGAL)
+    if user.has_role(Role.TRUST_SAFETY, Role.APPEALS_REVIEWER):
+        teams.append(Team.APPEALS)
+    return teams

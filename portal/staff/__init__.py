@@ -1,0 +1,45 @@
+"""The staff side. Every route needs a signed-in, active staff member with at least one role;
+the check runs before any view, so a new route is protected without remembering to."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_login import current_user
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from portal.sanitize import sanitize_html
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# The only staff endpoints reachable without a session.
+PUBLIC_ENDPOINTS = frozenset({"staff.login"})
+
+
+@bp.before_request
+def require_login() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated or not current_user.is_active or not current_user.roles:
+        flash("Please sign in to continue.", "info")
+        return redirect(
+            url_for("staff.login", next=request.full_path if request.method == "GET" else None)
+        )
+    return None
+
+
+@bp.app_template_filter("sanitized")
+def sanitized(markup: str | None) -> Markup:
+    """Stored mail HTML was sanitized on the way in; sanitize again on the way out, so a
+    policy change or a row written by older code can never reach a staff browser raw."""
+    return Markup(sanitize_html(markup or ""))  # noqa: S704  (nh3 output is safe to embed)
+
+
+@bp.after_request
+def no_store(response: Response) -> Response:
+    """Case pages hold confidential material: never keep them in a shared browser cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+from portal.staff import admin, auth, cases, inbox  # noqa: E402,F401  (routes register on import)

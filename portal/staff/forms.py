@@ -1,0 +1,100 @@
+"""Staff forms. Limits come from the models so that the form and the column agree."""
+
+from __future__ import annotations
+
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from portal.addresses import EmailNotValidError, normalize_address
+from portal.forms import CleanForm, options
+from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
+from portal.policy import RULES, CaseStatus, Team
+
+REPLY_MAX_CHARS = 50_000
+
+
+class LoginForm(CleanForm):
+    email = EmailField("E-mail address", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    code = StringField(
+        "Code from your authenticator app", validators=[DataRequired(), Length(max=12)]
+    )
+
+
+class ReplyForm(CleanForm):
+    body = TextAreaField("Your reply", validators=[DataRequired(), Length(max=REPLY_MAX_CHARS)])
+    in_reply_to = HiddenField()
+    canned = SelectField("Start from a canned response", choices=options([]), validate_choice=False)
+
+
+class NoteForm(CleanForm):
+    body = TextAreaField(
+        "Note for staff (never sent)", validators=[DataRequired(), Length(max=REPLY_MAX_CHARS)]
+    )
+
+
+class AssignForm(CleanForm):
+    assignee = SelectField("Assignee", choices=options([]), validate_choice=False)
+
+
+class StatusForm(CleanForm):
+    status = SelectField("Status", choices=options([(s.value, s.value) for s in CaseStatus]))
+
+
+class ClassifyForm(CleanForm):
+    action = SelectField(
+        "Action type",
+        choices=options([("", "none")] + [(a.value, r.label) for a, r in RULES.items()]),
+    )
+    team = SelectField("Team", choices=options([(t.value, t.value) for t in Team]))
+    confidential = BooleanField("Confidential: only the assignee and admins see it")
+
+
+class PartyForm(CleanForm):
+    address = EmailField("Address", validators=[DataRequired(), Length(max=320)])
+    role = SelectField("Role", choices=options([("subject", "subject"), ("party", "other party")]))
+
+    def validate_address(self, field: EmailField) -> None:
+        try:
+            field.data = normalize_address(field.data or "")
+        except EmailNotValidError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class DecisionForm(CleanForm):
+    decision = SelectField(
+        "Decision", choices=options([("granted", "granted"), ("declined", "declined")])
+    )
+    details = TextAreaField(
+        "Reasons and details", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
+    )
+    scope_location = StringField("Event ban location", validators=[Length(max=SHORT_TEXT_MAX)])
+    scope_project = StringField("Event ban project", validators=[Length(max=SHORT_TEXT_MAX)])
+    scope_until = DateField("Event ban end date", validators=[Optional()])
+
+
+class ModificationForm(CleanForm):
+    details = TextAreaField(
+        "What changed", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
+    )
+    substantial = BooleanField("Substantial, atypical modification (opens a new appeal window)")
+
+
+class CannedResponseForm(CleanForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=SHORT_TEXT_MAX)])
+    body = TextAreaField(
+        "Text ({reference} and {requester_name} are filled in)",
+        validators=[DataRequired(), Length(max=REPLY_MAX_CHARS)],
+    )
+    team = SelectField(
+        "Team", choices=options([("", "every team")] + [(t.value, t.value) for t in Team])
+    )

@@ -1,0 +1,97 @@
+"""Content-addressed blob store: raw mail and attachments, kept by SHA-256 outside the database.
+
+A blob lives at ``<root>/ab/cd/abcd…`` (the first two byte pairs of its hash fan the files out
+so that no directory holds millions of entries). Writes go to a temporary file in the same
+directory, are fsynced, then renamed into place, so a crash leaves either the whole blob or
+nothing, never half a file under a valid name. Storing the same bytes twice is a no-op, which
+makes every caller idempotent: the mail bridge can store a message, die before its database
+commit, and store it again on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Readable by the portal's own group (the web app serves downloads), never by others.
+_FILE_MODE = 0o640
+
+
+class BlobNotFound(LookupError):
+    """No blob with that hash is in the store."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    """Blobs under ``root``, addressed by the lower-case hex SHA-256 of their bytes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob with this hash lives; refuses anything that is not a SHA-256.
+
+        The check matters: a hash that came from a URL must never walk out of the store.
+        """
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError("not a lower-case hex SHA-256")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, data: bytes) -> StoredBlob:
+        """Store ``data`` (if it is not there already) and return its hash and size."""
+        digest = sha256_hex(data)
+        path = self.path_for(digest)
+        if path.is_file() and path.stat().st_size == len(data):
+            return StoredBlob(digest, len(data))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, _FILE_MODE)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return StoredBlob(digest, len(data))
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def read(self, sha256: str) -> bytes:
+        """The blob's bytes (for small blobs and tests; stream big ones with :meth:`path_for`)."""
+        try:
+            return self.path_for(sha256).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(sha256) from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable: the directory entry is data too (POSIX only)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
