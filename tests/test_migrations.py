@@ -35,8 +35,8 @@ def test_upgrade_to_head_matches_the_models(empty_app) -> None:  # type: ignore[
             opts={
                 "compare_type": True,
                 "render_as_batch": True,
-                "include_object": lambda obj, name, type_, *_: not (
-                    type_ == "table" and is_search_table(name)
+                "include_object": lambda obj, name, type_, *_: (
+                    not (type_ == "table" and is_search_table(name))
                 ),
             },
         )
@@ -87,23 +87,25 @@ def test_upgrade_keeps_existing_cases_messages_and_parties(empty_app) -> None:  
             "INSERT INTO reporters (id, canonical_email, email, created_at) "
             "VALUES (1, 'r@example.org', 'r@example.org', '2026-01-01 00:00:00')"
         )
-        for case_id, due in ((1, "'2026-02-01 00:00:00'"), (2, "NULL")):
+        for case_id, due in ((1, "2026-02-01 00:00:00"), (2, None)):
             connection.exec_driver_sql(
                 "INSERT INTO cases (id, reference, kind, team, status, priority, due_at, "
                 "requester_id, evidence_urls, prior_attempt_urls, confidential, created_at, "
-                f"updated_at) VALUES ({case_id}, 'OA-2026-00000{case_id}', 'request', "
-                f"'trust_safety', 'new', 'normal', {due}, 1, '[]', '[]', 0, "
-                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                "updated_at) VALUES (?, ?, 'request', 'trust_safety', 'new', 'normal', ?, 1, "
+                "'[]', '[]', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                (case_id, f"OA-2026-00000{case_id}", due),
             )
             connection.exec_driver_sql(
                 "INSERT INTO messages (case_id, direction, channel, recipients, subject, "
                 "body_text, created_at, auth_results, auto_submitted, bounce, quarantined) "
-                f"VALUES ({case_id}, 'inbound', 'web', '[]', 'Old subject', 'Needle text', "
-                "'2026-01-01 00:00:00', '{}', 0, 0, 0)"
+                "VALUES (?, 'inbound', 'web', '[]', 'Old subject', 'Needle text', "
+                "'2026-01-01 00:00:00', '{}', 0, 0, 0)",
+                (case_id,),
             )
             connection.exec_driver_sql(
                 "INSERT INTO case_parties (case_id, address, role, details) "
-                f"VALUES ({case_id}, 'r@example.org', 'requester', '{{}}')"
+                "VALUES (?, 'r@example.org', 'requester', '{}')",
+                (case_id,),
             )
     upgrade()
     with db.engine.connect() as connection:
