@@ -46,3 +46,32 @@ class RequestFormPage:
 
     def reference(self) -> str:
         return self.page.locator(".reference").inner_text()
+
+
+class StaffPages:
+    """What a staff member does: sign in, open a case from the inbox, answer it."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    def sign_in(self, email: str, password: str, code: str) -> None:
+        self.page.goto(f"{self.base_url}/staff/login")
+        self.page.get_by_label("E-mail address").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_label("Code from your authenticator app").fill(code)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def open_case(self, reference: str) -> None:
+        self.page.get_by_role("link", name=reference).click()
+
+    def reply(self, text: str) -> None:
+        self.page.get_by_role("link", name="Reply to the requester").click()
+        self.page.get_by_label("Your reply").fill(text)
+        self.page.get_by_role("button", name="Send reply").click()
+
+    def timeline_text(self) -> str:
+        return self.page.locator(".timeline").inner_text()
+
+    def heading(self) -> str:
+        return self.page.get_by_role("heading", level=1).inner_text()
