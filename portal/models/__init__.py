@@ -1,5 +1,6 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 
+from portal.models.abuse import AbuseMark, AbuseWarning, Lockout
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.case import Case, CaseParty
@@ -9,12 +10,15 @@ from portal.models.people import Reporter
 from portal.models.staff import CannedResponse, LoginAttempt, ReplyPresence, Role, StaffUser
 
 __all__ = [
+    "AbuseMark",
+    "AbuseWarning",
     "Attachment",
     "AuditEvent",
     "Base",
     "CannedResponse",
     "Case",
     "CaseParty",
+    "Lockout",
     "LoginAttempt",
     "MailboxState",
     "Message",

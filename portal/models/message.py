@@ -82,6 +82,10 @@ class Message(Base):
     auto_submitted: Mapped[bool] = mapped_column(default=False)
     bounce: Mapped[bool] = mapped_column(default=False)
     quarantined: Mapped[bool] = mapped_column(default=False)
+    # A channel the law keeps open (child protection, a court order) even during a lockout:
+    # quarantined all the same, but raised to staff as urgent.
+    urgent: Mapped[bool] = mapped_column(default=False)
+    quarantine_released_at: Mapped[datetime | None]
     # Why staff should look: a parse failure, a size limit, a stranger quoting a reference.
     flag_reason: Mapped[str | None] = mapped_column(Text)
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("public", __name__)
 
-from portal.public import views  # noqa: E402,F401  (routes register on import)
+from portal.public import appeals, views  # noqa: E402,F401  (routes register on import)

@@ -42,4 +42,11 @@ def no_store(response: Response) -> Response:
     return response
 
 
-from portal.staff import admin, auth, cases, inbox  # noqa: E402,F401  (routes register on import)
+from portal.staff import (  # noqa: E402,F401  (routes register on import)
+    abuse,
+    admin,
+    appeals,
+    auth,
+    cases,
+    inbox,
+)

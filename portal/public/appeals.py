@@ -1,0 +1,3 @@
+"""Public appeal form and confirmation link (issue 5)."""
+
+from portal.public import bp  # noqa: F401
