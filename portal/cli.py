@@ -14,8 +14,9 @@ from flask.cli import AppGroup
 
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import Role
+from portal.models import Reporter, Role
 from portal.services import outbound, staff
+from portal.services.abuse import active_lockouts
 from portal.services.audit import broken_links
 from portal.services.export import export_cases
 
@@ -23,6 +24,7 @@ cases_cli = AppGroup("cases", help="Work with cases.")
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 outbox_cli = AppGroup("outbox", help="Outgoing mail.")
 audit_cli = AppGroup("audit", help="The audit trail.")
+lockouts_cli = AppGroup("lockouts", help="Reporters refused for a period after abuse.")
 
 
 @cases_cli.command("export")
@@ -116,6 +118,22 @@ def audit_verify() -> None:
     click.echo("audit trail intact")
 
 
+@lockouts_cli.command("list")
+def lockouts_list() -> None:
+    """Print the lockouts in force: reporter id, canonical address, start, end, days."""
+    rows = active_lockouts(db.session)
+    if not rows:
+        click.echo("no active lockouts")
+        return
+    for lockout in rows:
+        reporter = db.session.get_one(Reporter, lockout.reporter_id)
+        days = (lockout.ends_at - lockout.starts_at).days
+        click.echo(
+            f"lockout #{lockout.id}\treporter #{reporter.id}\t{reporter.canonical_email}\t"
+            f"{lockout.starts_at:%Y-%m-%d}\tuntil {lockout.ends_at:%Y-%m-%d %H:%M}Z\t{days} days"
+        )
+
+
 def register_cli(app: Flask) -> None:
-    for group in (cases_cli, staff_cli, outbox_cli, audit_cli):
+    for group in (cases_cli, staff_cli, outbox_cli, audit_cli, lockouts_cli):
         app.cli.add_command(group)

@@ -8,10 +8,19 @@ from werkzeug.wrappers import Response
 from portal.config import get_settings
 from portal.errors import keep_input_on_csrf_error
 from portal.extensions import db, limiter
-from portal.policy import RULES
+from portal.models import Case, Lockout
+from portal.policy import (
+    RULES,
+    ActionType,
+    Intent,
+    LockoutFactors,
+    LockoutProposal,
+    Seriousness,
+    propose_lockout_days,
+)
 from portal.public import bp
 from portal.public.forms import RequestForm
-from portal.services import acks, outbound
+from portal.services import abuse, acks, audit, outbound
 from portal.services.cases import open_request, render_submission_text
 
 
@@ -45,7 +54,13 @@ def new_request() -> tuple[str, int] | Response:
 
     settings = get_settings()
     submission = form.to_submission()
+    lockout = abuse.active_lockout(db.session, submission.requester_email)
+    if lockout is not None and submission.action is not ActionType.CHILD_PROTECTION:
+        return refuse_locked_out(lockout, channel="request_form")
     case = open_request(db.session, submission)
+    if lockout is not None:
+        # The law keeps this channel open: the report goes in, urgent, and staff see why.
+        note_locked_out_report(case, lockout)
     ack = acks.acknowledge_request(
         db.session,
         settings,
@@ -63,6 +78,54 @@ def new_request() -> tuple[str, int] | Response:
     session["submitted_reference"] = case.reference
     session["submitted_ack"] = ack is not None
     return redirect(url_for("public.request_submitted"), code=303)
+
+
+def refuse_locked_out(lockout: Lockout, *, channel: str) -> tuple[str, int]:
+    """The calm refusal: the end date and nothing else. The attempt is recorded."""
+    audit.record(
+        db.session,
+        actor="public",
+        action="lockout.refused",
+        details={"lockout_id": lockout.id, "reporter_id": lockout.reporter_id, "channel": channel},
+    )
+    db.session.commit()
+    return render_template("public/locked_out.html", lockout=lockout), 403
+
+
+def note_locked_out_report(case: Case, lockout: Lockout) -> None:
+    first = case.messages[0]
+    first.urgent = True
+    first.flag_reason = (
+        f"The reporter is locked out until {lockout.ends_at:%Y-%m-%d}; child protection "
+        "reports are accepted all the same."
+    )
+
+
+@bp.get("/policy/abuse")
+def abuse_policy() -> str:
+    return render_template("public/abuse_policy.html", examples=abuse_policy_examples())
+
+
+def abuse_policy_examples() -> list[tuple[str, LockoutProposal]]:
+    """Worked examples computed by the rule itself, so the page can never drift from it."""
+    cases = [
+        (
+            "A second minor breach of the Friendly Space Policy after a warning, in good faith, "
+            "one of ten requests marked",
+            LockoutFactors(Seriousness.MINOR, 1, 1, 0.1, Intent.GOOD_FAITH),
+        ),
+        (
+            "Three serious marks since the warning, all in the last month, half of the requests "
+            "marked, intent unclear",
+            LockoutFactors(Seriousness.SERIOUS, 3, 3, 0.5, Intent.UNCLEAR),
+        ),
+        (
+            "Threats against staff after a warning, in apparent bad faith, every request marked, "
+            "after an earlier lockout",
+            LockoutFactors(Seriousness.SEVERE, 2, 2, 1.0, Intent.BAD_FAITH, previous_lockouts=1),
+        ),
+    ]
+    return [(text, propose_lockout_days(factors)) for text, factors in cases]
 
 
 @bp.get("/requests/submitted")

@@ -14,7 +14,7 @@ from portal.access import get_visible_case, visible_cases
 from portal.config import get_settings
 from portal.extensions import db
 from portal.forms import options
-from portal.models import Attachment, AuditEvent, Case, Message, OutboundMail, StaffUser
+from portal.models import Attachment, AuditEvent, Case, Message, OutboundMail, Role, StaffUser
 from portal.models.base import utcnow
 from portal.services import case_actions, outbound, replies
 from portal.services.case_actions import CaseActionError
@@ -22,6 +22,7 @@ from portal.services.inbox import time_left
 from portal.services.outbound import HeaderInjectionError
 from portal.staff import bp
 from portal.staff.forms import (
+    AbuseMarkForm,
     AssignForm,
     ClassifyForm,
     DecisionForm,
@@ -97,6 +98,9 @@ def case(case_id: int) -> str:
         ),
         party_form=PartyForm(),
         decision_form=DecisionForm(),
+        abuse_form=AbuseMarkForm()
+        if case.requester_id and current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
+        else None,
         modification_form=ModificationForm(),
     )
 

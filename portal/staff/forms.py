@@ -98,3 +98,52 @@ class CannedResponseForm(CleanForm):
     team = SelectField(
         "Team", choices=options([("", "every team")] + [(t.value, t.value) for t in Team])
     )
+
+
+class AbuseMarkForm(CleanForm):
+    category = SelectField(
+        "What was abusive",
+        choices=options(
+            [
+                ("terms_of_use", "breaches the Terms of Use"),
+                ("friendly_space", "breaches the Friendly Space Policy"),
+                ("threat_or_harassment_of_staff", "threatens or harasses staff"),
+                ("preferential_treatment", "demands preferential treatment"),
+            ]
+        ),
+    )
+    seriousness = SelectField(
+        "Seriousness", choices=options([(s, s) for s in ("minor", "serious", "severe")])
+    )
+    intent = SelectField(
+        "Presumed intent",
+        choices=options(
+            [("good_faith", "good faith"), ("unclear", "unclear"), ("bad_faith", "bad faith")]
+        ),
+    )
+    note = TextAreaField(
+        "Note (for staff)", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
+    )
+    message_id = HiddenField()
+
+
+class WarningForm(CleanForm):
+    text = TextAreaField("Warning text", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)])
+    mark_id = HiddenField(validators=[DataRequired()])
+
+
+class LockoutForm(CleanForm):
+    override_days = StringField("Another length, in days (optional)", validators=[Length(max=3)])
+    override_reason = TextAreaField(
+        "Why another length (required if you change it)", validators=[Length(max=DETAILS_MAX_CHARS)]
+    )
+
+    def validate_override_days(self, field: StringField) -> None:
+        if field.data and not field.data.strip().isdigit():
+            raise ValidationError("Give a whole number of days.")
+
+
+class LiftForm(CleanForm):
+    reason = TextAreaField(
+        "Why lift it early", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
+    )

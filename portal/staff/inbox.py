@@ -7,9 +7,10 @@ from flask_login import current_user
 
 from portal.access import visible_teams
 from portal.extensions import db
-from portal.models import StaffUser
+from portal.models import Role, StaffUser
 from portal.models.base import utcnow
 from portal.policy import RULES, CaseStatus
+from portal.services import quarantine
 from portal.services.inbox import InboxFilters, inbox_page, time_left
 from portal.staff import bp
 
@@ -53,4 +54,7 @@ def inbox() -> str:
         staff=staff,
         clock=lambda case: time_left(case, now),
         args={k: v for k, v in request.args.items() if k != "after"},
+        urgent_quarantined=quarantine.urgent_waiting(db.session)
+        if current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
+        else 0,
     )

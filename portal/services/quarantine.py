@@ -1,0 +1,78 @@
+"""Quarantine: mail from a locked-out reporter is kept (it is evidence) but not queued.
+
+A quarantined message may belong to a case already (a reply into an existing thread) or to
+none (new mail). Releasing it puts it on its case's timeline, or opens an inquiry for it in
+the queue of the mailbox it came to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.models import Message, StaffUser
+from portal.models.base import utcnow
+from portal.policy import Team
+from portal.services import audit
+from portal.services.cases import open_mail_case
+
+MAILBOX_TEAMS = {"appeals": Team.APPEALS}
+
+
+def quarantined(session: Session, limit: int = 200) -> list[Message]:
+    """Messages waiting in quarantine, urgent ones first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.quarantined.is_(True), Message.quarantine_released_at.is_(None))
+            .order_by(Message.urgent.desc(), Message.id)
+            .limit(limit)
+        )
+    )
+
+
+def urgent_waiting(session: Session) -> int:
+    """Urgent messages in quarantine: shown to Trust & Safety on every inbox page."""
+    return (
+        session.scalar(
+            select(func.count(Message.id)).where(
+                Message.quarantined.is_(True),
+                Message.quarantine_released_at.is_(None),
+                Message.urgent.is_(True),
+            )
+        )
+        or 0
+    )
+
+
+def release(
+    session: Session, staff: StaffUser, message: Message, now: datetime | None = None
+) -> int:
+    """Release a message into its queue; returns the id of the case it is now on."""
+    now = now or utcnow()
+    if not message.quarantined or message.quarantine_released_at is not None:
+        raise ValueError("This message is not in quarantine.")
+    if message.case_id is None:
+        case = open_mail_case(
+            session,
+            team=MAILBOX_TEAMS.get(message.mailbox or "", Team.TRUST_SAFETY),
+            mailbox=message.mailbox or "web",
+            sender=message.sender,
+            sender_name=message.sender_name,
+            subject=message.subject,
+            now=now,
+        )
+        message.case_id = case.id
+    message.quarantined = False
+    message.quarantine_released_at = now
+    audit.record(
+        session,
+        actor=f"staff:{staff.id}",
+        action="quarantine.released",
+        case_id=message.case_id,
+        details={"message_id": message.id},
+        now=now,
+    )
+    return message.case_id
