@@ -155,6 +155,7 @@ def open_mail_case(
     subject: str | None,
     linked_case_id: int | None = None,
     linked_reference: str | None = None,
+    actor: str = "mailbridge",
     now: datetime | None = None,
 ) -> Case:
     """Open an inquiry for mail that belongs to no case yet, in the queue of its mailbox.
@@ -162,7 +163,9 @@ def open_mail_case(
     The sender becomes the requester and the case's first party, so that their replies (and
     only theirs) thread into it by reference. ``linked_case_id`` records the case the mail
     named but may not join (a stranger quoting a reference, another team's case); staff
-    decide whether the two belong together. The caller adds the message and commits.
+    decide whether the two belong together. ``actor`` is who opens it for the audit trail:
+    the bridge, or ``staff:<id>`` releasing mail from quarantine. The caller adds the message
+    and commits.
     """
     now = now or utcnow()
     reporter = (
@@ -197,7 +200,7 @@ def open_mail_case(
     if linked_reference:
         details["linked_reference"] = linked_reference
     audit.record(
-        session, actor="mailbridge", action="case.opened", case_id=case.id, details=details, now=now
+        session, actor=actor, action="case.opened", case_id=case.id, details=details, now=now
     )
     log.info("opened %s (%s) from mail in %s", case.reference, team, mailbox)
     return case

@@ -62,6 +62,7 @@ def release(
             sender=message.sender,
             sender_name=message.sender_name,
             subject=message.subject,
+            actor=f"staff:{staff.id}",
             now=now,
         )
         message.case_id = case.id

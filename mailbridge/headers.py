@@ -1,0 +1,101 @@
+"""Small pure functions over header values: Message-IDs, addresses, authentication results.
+
+Each one takes a string (possibly garbage) and returns a value or an empty result; none of them
+raises on what a sender wrote. They work on the raw, unfolded header text, so they still work
+when ``email``'s structured parser gives up on a header.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# RFC 5322 msg-id is "<" id-left "@" id-right ">"; the world also sends ids without "@".
+_MSG_ID = re.compile(r"<([^<>\s]+)>")
+# A pragmatic address: enough to recover the sender from a header the parser refused.
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# "OA-2026-000123", the case reference staff and the public quote in subjects.
+CASE_REFERENCE = re.compile(r"\bOA-\d{4}-\d{6}\b")
+
+MAX_ID_LENGTH = 998  # RFC 5322 line limit; also the column size
+MAX_REFERENCES = 100  # a References header longer than this is a loop or an attack
+
+AUTH_METHODS = ("spf", "dkim", "dmarc")
+_COMMENT = re.compile(r"\([^()]*\)")
+_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([A-Za-z]+)", re.IGNORECASE)
+
+
+def message_ids(value: str | None) -> list[str]:
+    """Every ``<id>`` in a header value, in order, without repeats (In-Reply-To, References)."""
+    if not value:
+        return []
+    found: list[str] = []
+    for match in _MSG_ID.finditer(value):
+        msg_id = f"<{match.group(1)}>"
+        if len(msg_id) <= MAX_ID_LENGTH and msg_id not in found:
+            found.append(msg_id)
+    return found[-MAX_REFERENCES:]
+
+
+def message_id(value: str | None) -> str | None:
+    """The Message-ID of a message, normalised to ``<left@right>``; None when there is none.
+
+    Tolerates folding inside the brackets and a bare ``left@right`` without brackets, both of
+    which real mailers produce.
+    """
+    if not value:
+        return None
+    compact = "".join(value.split())
+    found = message_ids(compact)
+    if found:
+        return found[0]
+    if "@" in compact and "<" not in compact and ">" not in compact:
+        candidate = f"<{compact}>"
+        return candidate if len(candidate) <= MAX_ID_LENGTH else None
+    return None
+
+
+def addresses_in(value: str | None) -> list[str]:
+    """Addresses found in a header by pattern alone: the fallback for unparseable headers."""
+    if not value:
+        return []
+    found: list[str] = []
+    for match in _ADDRESS.finditer(value):
+        if match.group(0) not in found:
+            found.append(match.group(0))
+    return found
+
+
+def case_references(subject: str | None) -> list[str]:
+    """Case references quoted in a subject, in order of appearance."""
+    if not subject:
+        return []
+    found: list[str] = []
+    for ref in CASE_REFERENCE.findall(subject):
+        if ref not in found:
+            found.append(ref)
+    return found
+
+
+def auth_results(values: Iterable[str], authserv_id: str | None = None) -> dict[str, str]:
+    """SPF, DKIM and DMARC verdicts from the ``Authentication-Results`` our server added.
+
+    Only one header is read: the top-most one (receiving servers prepend theirs, RFC 8601
+    section 5), or, when ``authserv_id`` is configured, the top-most one naming our server.
+    Headers lower down were written by whoever sent the mail and prove nothing.
+    ``{"spf": "pass", "dkim": "fail", "dmarc": "none"}``; a method not mentioned is absent.
+    When a message carries several DKIM signatures, one passing signature is a pass.
+    """
+    for value in values:
+        if authserv_id is not None:
+            server = value.split(";", 1)[0].strip().split()
+            if not server or server[0].lower() != authserv_id.lower():
+                continue
+        text = _COMMENT.sub(" ", value)
+        verdicts: dict[str, str] = {}
+        for method, result in _RESULT.findall(text):
+            method, result = method.lower(), result.lower()
+            if method not in verdicts or (method == "dkim" and result == "pass"):
+                verdicts[method] = result
+        return verdicts
+    return {}

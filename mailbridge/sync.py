@@ -1,0 +1,256 @@
+"""Synchronising one IMAP folder into the database, so that a kill at any instant loses nothing.
+
+The protocol, per mailbox (after Nylas' sync engine and RFC 3501)::
+
+    SELECT folder (read-only) ──► compare UIDVALIDITY with MailboxState
+        │ first time: remember it, cursor 0
+        │ changed: raise UidValidityChanged ──► resync: cursor 0, same UIDVALIDITY kept
+        │          (dedup by content makes it cheap; more than MAX_RESYNCS an hour: give up)
+        ▼ same
+    UID SEARCH UID cursor+1:UIDNEXT-1, in windows of ≤5,000 UIDs (memory stays flat)
+        ▼
+    per batch of ≤50 messages / ≤32 MB:
+        UID FETCH (RFC822.SIZE INTERNALDATE)
+        UID FETCH BODY.PEEK[]            (larger than the limit: BODY.PEEK[HEADER] only)
+        ingest ──► COMMIT messages + cursor = last UID of the batch   ◄── the only commit point
+        ▼
+    next batch … then back to the caller (``sync --once`` exits, ``run`` waits in IDLE)
+
+Why it is safe: the raw bytes are in the blob store before the commit, the cursor moves only
+in the same transaction as the rows it covers, and the unique keys (mailbox, UIDVALIDITY,
+UID) and (mailbox, dedup key) refuse a second copy. Killed before a commit, the batch is
+fetched again; killed after, the cursor is past it. ``N:*`` is never trusted blindly: it
+always returns the highest UID, even one we already have (RFC 3501 6.4.8), so results are
+filtered against the cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from imapclient import IMAPClient
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailbridge.config import BridgeSettings, MailboxConfig
+from mailbridge.errors import MailboxUnavailable, UidValidityChanged
+from mailbridge.imap import FolderInfo, select_readonly
+from mailbridge.ingest import IncomingMail, Ingestor, Tally
+from portal.models import MailboxState
+from portal.models.base import utcnow
+from portal.services import audit
+
+log = logging.getLogger(__name__)
+
+MAX_RESYNCS = 3
+RESYNC_WINDOW_SECONDS = 3600.0
+HEADER_LIMIT = 65_536  # the part of an oversized message's header we fetch
+_META = [b"RFC822.SIZE", b"INTERNALDATE"]
+_BODY = b"BODY.PEEK[]"
+_HEADER = f"BODY.PEEK[HEADER]<0.{HEADER_LIMIT}>".encode()
+
+
+@dataclass
+class ResyncGuard:
+    """Counts UIDVALIDITY resyncs so a server that keeps renumbering cannot loop us forever."""
+
+    max_resyncs: int = MAX_RESYNCS
+    window: float = RESYNC_WINDOW_SECONDS
+    times: deque[float] = field(default_factory=deque)
+
+    def record(self, mailbox: str) -> None:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) >= self.max_resyncs:
+            raise MailboxUnavailable(
+                f"{mailbox}: UIDVALIDITY changed {len(self.times) + 1} times within an hour; "
+                "not resyncing again until the server is checked"
+            )
+        self.times.append(now)
+
+
+def sync_folder(
+    client: IMAPClient,
+    config: MailboxConfig,
+    session: Session,
+    ingestor: Ingestor,
+    bridge: BridgeSettings,
+    guard: ResyncGuard,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Tally:
+    """Select, check UIDVALIDITY, and file every new message. Returns the counts."""
+    folder = select_readonly(client, config)
+    try:
+        last_uid = _check_uidvalidity(session, config.name, folder)
+    except UidValidityChanged as changed:
+        guard.record(config.name)
+        last_uid = _reset_cursor(session, changed)
+    return _fetch_new(client, config, ingestor, folder, last_uid, bridge, should_stop)
+
+
+def _check_uidvalidity(session: Session, mailbox: str, folder: FolderInfo) -> int:
+    """The cursor to continue from; raises :class:`UidValidityChanged` when it is void."""
+    state = session.scalars(select(MailboxState).where(MailboxState.name == mailbox)).first()
+    if state is None:
+        state = MailboxState(name=mailbox, uidvalidity=folder.uidvalidity, last_uid=0)
+        session.add(state)
+        try:
+            session.commit()
+        except IntegrityError:  # another bridge created it a moment ago
+            session.rollback()
+            return _check_uidvalidity(session, mailbox, folder)
+        return 0
+    if state.uidvalidity is None:
+        state.uidvalidity = folder.uidvalidity
+        session.commit()
+    if state.uidvalidity != folder.uidvalidity:
+        old = int(state.uidvalidity or 0)
+        session.rollback()
+        raise UidValidityChanged(mailbox, old, folder.uidvalidity)
+    last_uid = int(state.last_uid)
+    session.commit()
+    return last_uid
+
+
+def _reset_cursor(session: Session, changed: UidValidityChanged) -> int:
+    """Start the folder over under its new UIDVALIDITY; de-duplication keeps it from doubling."""
+    state = session.scalars(select(MailboxState).where(MailboxState.name == changed.mailbox)).one()
+    state.uidvalidity = changed.new
+    state.last_uid = 0
+    audit.record(
+        session,
+        actor="mailbridge",
+        action="mailbox.resync",
+        details={"mailbox": changed.mailbox, "old": changed.old, "new": changed.new},
+    )
+    session.commit()
+    log.warning("%s; re-scanning the folder (already stored mail is recognised)", changed)
+    return 0
+
+
+def _fetch_new(
+    client: IMAPClient,
+    config: MailboxConfig,
+    ingestor: Ingestor,
+    folder: FolderInfo,
+    last_uid: int,
+    bridge: BridgeSettings,
+    should_stop: Callable[[], bool],
+) -> Tally:
+    tally = Tally()
+    for uids in _new_uid_windows(client, folder, last_uid, bridge.search_window):
+        for chunk in _chunks(uids, bridge.batch_size):
+            for mails, cursor in _fetch_batches(client, chunk, bridge):
+                batch = ingestor.ingest_batch(
+                    mails, uidvalidity=folder.uidvalidity, cursor_uid=cursor
+                )
+                tally.add(batch)
+                log.info("%s: batch up to UID %s: %s", config.name, cursor, batch)
+                if should_stop():
+                    return tally
+    return tally
+
+
+def _new_uid_windows(
+    client: IMAPClient, folder: FolderInfo, last_uid: int, window: int
+) -> Iterator[list[int]]:
+    """UIDs above the cursor, in ascending windows so no list grows with the mailbox."""
+    low = last_uid + 1
+    if folder.uidnext is None:
+        # No UIDNEXT: one open-ended search, filtered (``N:*`` includes the highest UID).
+        yield sorted(uid for uid in client.search(["UID", f"{low}:*"]) if uid >= low)
+        return
+    top = folder.uidnext - 1
+    while low <= top:
+        high = min(low + window - 1, top)
+        uids = sorted(uid for uid in client.search(["UID", f"{low}:{high}"]) if low <= uid <= high)
+        if uids:
+            yield uids
+        low = high + 1
+
+
+def _fetch_batches(
+    client: IMAPClient, uids: Sequence[int], bridge: BridgeSettings
+) -> Iterator[tuple[list[IncomingMail], int]]:
+    """Batches of fetched mail with the UID the cursor may move to once they are filed."""
+    meta = client.fetch(list(uids), _META)
+    batch: list[int] = []
+    batch_bytes = 0
+    for uid in uids:
+        if uid not in meta:
+            continue  # expunged since the search
+        size = int(meta[uid].get(b"RFC822.SIZE") or 0)
+        if batch and batch_bytes + min(size, bridge.max_bytes) > bridge.batch_bytes:
+            yield _fetch_bodies(client, batch, meta, bridge), batch[-1]
+            batch, batch_bytes = [], 0
+        batch.append(uid)
+        batch_bytes += min(size, bridge.max_bytes)
+    if batch:
+        yield _fetch_bodies(client, batch, meta, bridge), batch[-1]
+
+
+def _fetch_bodies(
+    client: IMAPClient,
+    uids: Sequence[int],
+    meta: dict[int, dict[bytes, Any]],
+    bridge: BridgeSettings,
+) -> list[IncomingMail]:
+    small = [uid for uid in uids if int(meta[uid].get(b"RFC822.SIZE") or 0) <= bridge.max_bytes]
+    bodies = client.fetch(small, [_BODY]) if small else {}
+    missing = [uid for uid in uids if uid not in small or _body(bodies.get(uid)) is None]
+    headers = client.fetch(missing, [_HEADER]) if missing else {}
+    mails = []
+    for uid in uids:
+        size = int(meta[uid].get(b"RFC822.SIZE") or 0)
+        arrived = _arrival(meta[uid].get(b"INTERNALDATE"))
+        raw = _body(bodies.get(uid))
+        if raw is not None:
+            mails.append(IncomingMail(raw=raw, arrived_at=arrived, size=len(raw), uid=uid))
+            continue
+        header = _header(headers.get(uid))
+        if header is None and uid in small:
+            log.warning("UID %s vanished between SEARCH and FETCH; skipped", uid)
+            continue
+        problem = (
+            f"too large to fetch: {size} bytes (limit {bridge.max_bytes}); UID {uid} left on "
+            "the server"
+            if uid not in small
+            else f"the server returned no body for UID {uid}; left on the server"
+        )
+        mails.append(
+            IncomingMail(
+                raw=None, arrived_at=arrived, size=size, uid=uid, header=header, problem=problem
+            )
+        )
+    return mails
+
+
+def _body(data: dict[bytes, Any] | None) -> bytes | None:
+    value = (data or {}).get(b"BODY[]")
+    return bytes(value) if isinstance(value, bytes | bytearray) else None
+
+
+def _header(data: dict[bytes, Any] | None) -> bytes | None:
+    for key, value in (data or {}).items():
+        if key.startswith(b"BODY[HEADER]") and isinstance(value, bytes | bytearray):
+            return bytes(value)
+    return None
+
+
+def _arrival(value: Any) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return utcnow()
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
