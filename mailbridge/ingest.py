@@ -48,7 +48,7 @@ from portal.config import Settings
 from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import Team
+from portal.policy import Team, legally_open_channel
 from portal.services.abuse import active_lockout
 from portal.services.acks import acknowledge_mail
 from portal.services.cases import open_mail_case
@@ -338,6 +338,11 @@ class Ingestor:
         if parsed.auth_results.get("dmarc") == "fail":
             flags.append("failed DMARC at our server: the From address may be forged")
         quarantined = self._locked_out(parsed.sender, now)
+        urgent_reason = (
+            legally_open_channel(parsed.subject, parsed.body_text) if quarantined else None
+        )
+        if urgent_reason:
+            flags.append(f"{urgent_reason} from a locked-out reporter: read it now")
         case: Case | None = None
         case_id = decision.case_id
         if case_id is None and not quarantined:
@@ -360,6 +365,7 @@ class Ingestor:
         message = self._message(item, key, uidvalidity, now, flags)
         message.case_id = case_id
         message.quarantined = quarantined
+        message.urgent = urgent_reason is not None
         self.session.add(message)
         self.session.flush()
         self._attachments(message, parsed)
@@ -369,7 +375,14 @@ class Ingestor:
             log.info(
                 "%s: UID %s flagged for staff: %s", self.mailbox, item.mail.uid, "; ".join(flags)
             )
-        if quarantined:
+        if urgent_reason:
+            log.warning(
+                "%s: UID %s quarantined but URGENT (%s): staff alerted",
+                self.mailbox,
+                item.mail.uid,
+                urgent_reason,
+            )
+        elif quarantined:
             log.info(
                 "%s: UID %s quarantined: its sender is locked out", self.mailbox, item.mail.uid
             )
