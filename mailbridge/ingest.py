@@ -51,6 +51,7 @@ from portal.models.message import Channel, Direction
 from portal.policy import Team, legally_open_channel
 from portal.services.abuse import active_lockout
 from portal.services.acks import acknowledge_mail
+from portal.services.appeals import Filed, appeal_from_mail
 from portal.services.cases import open_mail_case
 from portal.services.outbound import deliver_due
 from portal.storage import BlobStore, sha256_hex
@@ -277,7 +278,7 @@ class Ingestor:
         key, key_flag = known.dedup_key(item.identity)
         try:
             with self.session.begin_nested():
-                message, ack_id, opened = self._file_new(
+                message, queued, opened = self._file_new(
                     item, key, key_flag, index, uidvalidity, now
                 )
         except (IntegrityError, *_INFRASTRUCTURE):
@@ -293,12 +294,11 @@ class Ingestor:
             reason = f"could not be filed automatically ({type(exc).__name__}); see the raw message"
             with self.session.begin_nested():
                 message = self._file_unfiled(item, key, uidvalidity, now, reason)
-            ack_id, opened = None, False
+            queued, opened = [], False
         tally.new += 1
         tally.flagged += bool(message.flag_reason or message.quarantined)
         tally.opened += opened
-        if ack_id is not None:
-            ack_ids.append(ack_id)
+        ack_ids.extend(queued)
         known.add(
             message.id,
             uidvalidity=uidvalidity,
@@ -331,7 +331,7 @@ class Ingestor:
         index: ThreadIndex,
         uidvalidity: int | None,
         now: datetime,
-    ) -> tuple[Message, int | None, bool]:
+    ) -> tuple[Message, list[int], bool]:
         parsed = item.parsed
         decision = decide(parsed, index, team=self.team, secret=self.secret_key)
         flags = [*parsed.problems, *(f for f in (key_flag, decision.flag) if f)]
@@ -370,7 +370,7 @@ class Ingestor:
         self.session.flush()
         self._attachments(message, parsed)
         index.add_message(message.message_id, case_id, Direction.INBOUND)
-        ack_id = self._acknowledge(case, item, now) if case is not None else None
+        queued = self._answer(case, message, item, now) if case is not None else []
         if flags:
             log.info(
                 "%s: UID %s flagged for staff: %s", self.mailbox, item.mail.uid, "; ".join(flags)
@@ -386,7 +386,21 @@ class Ingestor:
             log.info(
                 "%s: UID %s quarantined: its sender is locked out", self.mailbox, item.mail.uid
             )
-        return message, ack_id, case is not None
+        return message, queued, case is not None
+
+    def _answer(self, case: Case, message: Message, item: _Prepared, now: datetime) -> list[int]:
+        """Mail to queue for a message that opened a case: an appeal's confirmation link or
+        refusal when it names a case its sender is party to, else the acknowledgement."""
+        queued: list[int] = []
+        if self.mailbox == "appeals" and self.acknowledge:
+            filing = appeal_from_mail(
+                self.session, self.settings, self.secret_key, message=message, now=now
+            )
+            queued += filing.outbound_ids
+            if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED):
+                return queued  # the person has their answer: no acknowledgement on top
+        ack_id = self._acknowledge(case, item, now)
+        return [*queued, ack_id] if ack_id is not None else queued
 
     def _locked_out(self, sender: str | None, now: datetime) -> bool:
         """Whether the sender is locked out now; asked once per address and batch."""

@@ -4,7 +4,9 @@ Kept in one place, with no view-by-view checks, so that a new page cannot forget
 - admins see every case, except child protection, which only Trust & Safety sees;
 - Trust & Safety see their team's queue and the appeals queue;
 - Legal see Legal's queue;
-- appeal reviewers see the appeals queue and the cases those appeals are about;
+- appeal reviewers see the appeals queue; of a case under appeal they see only the decision
+  (on the appeal's review page, portal.staff.appeals), and its whole file only when Trust &
+  Safety shared it with them (``Case.shared_with_reviewers``);
 - a confidential case is seen only by its assignee and by admins.
 """
 
@@ -36,10 +38,13 @@ def visibility(user: StaffUser) -> ColumnElement[bool]:
         if user.has_role(Role.APPEALS_REVIEWER):
             appeal = aliased(Case)
             conditions.append(
-                Case.id.in_(
-                    select(appeal.appeal_of_id).where(
-                        appeal.team == Team.APPEALS, appeal.appeal_of_id.is_not(None)
-                    )
+                and_(
+                    Case.shared_with_reviewers.is_(True),
+                    Case.id.in_(
+                        select(appeal.appeal_of_id).where(
+                            appeal.team == Team.APPEALS, appeal.appeal_of_id.is_not(None)
+                        )
+                    ),
                 )
             )
         by_role = or_(*conditions) if conditions else false()

@@ -49,6 +49,19 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_SESSION_HOURS": 10,
     # Someone who opened the reply box this recently is "probably answering".
     "REPLY_PRESENCE_MINUTES": 10,
+    # Where the public reaches the portal: links in mail (appeal confirmations) start here,
+    # never from the Host header of a request, which the sender of the request controls.
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # Appeals: the review committee's policy clock, how long a confirmation link lives, and
+    # how often one connection (or one appellant address) may file or load the appeal pages.
+    "APPEAL_CLOCK_DAYS": 28,
+    "APPEAL_CONFIRM_HOURS": 48,
+    "APPEAL_RATE_LIMIT": "10 per hour",
+    "APPEAL_ADDRESS_RATE_LIMIT": "5 per day",
+    "APPEAL_PAGE_RATE_LIMIT": "60 per hour",
+    # No request body is larger than an appeal with its five 10 MB attachments (plus its
+    # text): refused with a 413 before anything reads it into memory or onto disk.
+    "MAX_CONTENT_LENGTH": 52 * 1024 * 1024,
 }
 
 
@@ -67,6 +80,9 @@ class Settings:
     request_rate_limit: str
     acks_per_address_per_day: int
     site_name: str
+    public_url: str = DEFAULTS["PUBLIC_URL"]
+    appeal_clock_days: int = DEFAULTS["APPEAL_CLOCK_DAYS"]
+    appeal_confirm_hours: int = DEFAULTS["APPEAL_CONFIRM_HOURS"]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -84,6 +100,9 @@ class Settings:
             request_rate_limit=config["REQUEST_RATE_LIMIT"],
             acks_per_address_per_day=int(config["ACKS_PER_ADDRESS_PER_DAY"]),
             site_name=config["SITE_NAME"],
+            public_url=str(config["PUBLIC_URL"]).rstrip("/"),
+            appeal_clock_days=int(config["APPEAL_CLOCK_DAYS"]),
+            appeal_confirm_hours=int(config["APPEAL_CONFIRM_HOURS"]),
         )
 
 

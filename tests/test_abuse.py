@@ -290,3 +290,22 @@ def test_lockouts_list_command(
     assert f"lockout #{lockout.id}" in output
     assert "janedoe@gmail.com" in output
     assert utcnow().strftime("%Y-%m-%d") in output
+
+
+def test_appeal_form_refuses_a_locked_out_address_too(
+    client: FlaskClient, agent: StaffUser, create_case: Callable[..., Case], smtp: SmtpServer
+) -> None:
+    lockout = lock_out(agent, create_case, smtp)
+    case = db.session.scalars(select(Case).order_by(Case.id)).first()
+    response = post_form(
+        client,
+        "/appeals/new",
+        {
+            "case_reference": case.reference if case else "",
+            "appellant_email": "Jane.Doe+appeal@gmail.com",
+            "appellant_role": "requester",
+            "reasons": "I disagree.",
+        },
+    )
+    assert response.status_code == 403
+    assert lockout.ends_at.strftime("%-d %B %Y") in response.get_data(as_text=True)

@@ -24,6 +24,10 @@ PUBLIC_ENDPOINTS = {
     "public.index",
     "public.new_request",
     "public.request_submitted",
+    "public.new_appeal",
+    "public.appeal_sent",
+    "public.confirm_appeal_link",
+    "public.appeal_confirmed",
     "public.abuse_policy",
     "staff.login",
 }
@@ -77,16 +81,24 @@ def cases(
     made["appeal"] = create_case(
         "global_ban", team="appeals", kind="appeal", appeal_of_id=made["appealed"].id
     )
+    # Trust & Safety shared this one's whole file with the review committee.
+    made["appealed_shared"] = create_case("global_ban", shared_with_reviewers=True)
+    made["appeal_of_shared"] = create_case(
+        "global_ban", team="appeals", kind="appeal", appeal_of_id=made["appealed_shared"].id
+    )
     db.session.commit()
     return made
 
 
-# Which cases each role sees (by the keys of the `cases` fixture).
+# Which cases each role sees (by the keys of the `cases` fixture). Appeal reviewers see the
+# file of a case under appeal only when Trust & Safety shared it; otherwise only its decision,
+# on the appeal's review page (tests/test_appeals_review.py).
+APPEALS = {"appeal", "appeal_of_shared"}
 VISIBLE = {
-    "trust_safety": {"trust_safety", "child_protection", "appealed", "appeal"},
+    "trust_safety": {"trust_safety", "child_protection", "appealed", "appealed_shared"} | APPEALS,
     "legal": {"legal"},
-    "appeals_reviewer": {"appeal", "appealed"},
-    "admin": {"trust_safety", "legal", "confidential", "appealed", "appeal"},
+    "appeals_reviewer": APPEALS | {"appealed_shared"},
+    "admin": {"trust_safety", "legal", "confidential", "appealed", "appealed_shared"} | APPEALS,
 }
 
 
@@ -109,6 +121,7 @@ def test_each_role_reaches_exactly_its_cases_on_every_case_route(
     assert len(rules) >= 8
     # A valid token, so that POSTs reach the view: CSRF must not be what hides a case.
     token = csrf_token(client.get("/staff/"))
+
     def fetch(rule: Rule, case_id: int) -> int:
         url = concrete_url(rule, {"case_id": case_id})
         if "GET" in rule.methods:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.models.base import Base, TimestampMixin
@@ -82,6 +82,15 @@ class Case(TimestampMixin, Base):
         ForeignKey("staff_users.id", ondelete="SET NULL")
     )
     decision_details: Mapped[str | None] = mapped_column(Text)
+    # Appeals (portal.appeals). An event ban that is part of (or led to) a global ban is not
+    # appealable; one with no end date that is not irrevocable is reviewed by Trust & Safety.
+    part_of_global_ban: Mapped[bool] = mapped_column(default=False, server_default=false())
+    irrevocable: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Trust & Safety may let the review committee read the whole file of a case under appeal;
+    # without it, reviewers see only the decision (see portal.access).
+    shared_with_reviewers: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set when an appeal overturned this case's decision.
+    overruled_at: Mapped[datetime | None]
 
     requester: Mapped[Reporter | None] = relationship()
     messages: Mapped[list[Message]] = relationship(

@@ -152,8 +152,12 @@ def record_decision(
     scope_location: str | None = None,
     scope_project: str | None = None,
     scope_until: date | None = None,
+    part_of_global_ban: bool = False,
+    irrevocable: bool = False,
     now: datetime | None = None,
 ) -> None:
+    """Record the decision. For a granted event ban, also its scope and the two facts the
+    appeal rules need (portal.appeals): part of a global ban, and irrevocable."""
     now = now or utcnow()
     if decision not in DECISIONS:
         raise CaseActionError("A decision is granted or declined.")
@@ -163,17 +167,26 @@ def record_decision(
     case.decided_at = now
     case.decided_by_id = staff.id
     case.status = CaseStatus.DECIDED
-    if case.action == ActionType.EVENT_BAN and decision == "granted":
+    event_ban = case.action == ActionType.EVENT_BAN and decision == "granted"
+    if event_ban:
         case.scope_location = scope_location or case.scope_location
         case.scope_project = scope_project or case.scope_project
         case.scope_until = scope_until or case.scope_until
+    case.part_of_global_ban = event_ban and part_of_global_ban
+    case.irrevocable = event_ban and irrevocable
     _changed(
         session,
         staff,
         case,
         "case.decided",
         before,
-        {"decision": decision, "status": case.status, "scope_until": str(case.scope_until or "")},
+        {
+            "decision": decision,
+            "status": case.status,
+            "scope_until": str(case.scope_until or ""),
+            "part_of_global_ban": case.part_of_global_ban,
+            "irrevocable": case.irrevocable,
+        },
         now,
     )
 

@@ -278,6 +278,8 @@ def decide(case_id: int) -> Response:
             scope_location=form.scope_location.data or None,
             scope_project=form.scope_project.data or None,
             scope_until=form.scope_until.data,
+            part_of_global_ban=bool(form.part_of_global_ban.data),
+            irrevocable=bool(form.irrevocable.data),
         ),
         "#decision",
     )

@@ -8,13 +8,15 @@ from wtforms import (
     EmailField,
     HiddenField,
     PasswordField,
+    RadioField,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from portal.addresses import EmailNotValidError, normalize_address
+from portal.appeals import OUTCOME_LABELS
 from portal.forms import CleanForm, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
 from portal.policy import RULES, CaseStatus, Team
@@ -80,6 +82,8 @@ class DecisionForm(CleanForm):
     scope_location = StringField("Event ban location", validators=[Length(max=SHORT_TEXT_MAX)])
     scope_project = StringField("Event ban project", validators=[Length(max=SHORT_TEXT_MAX)])
     scope_until = DateField("Event ban end date", validators=[Optional()])
+    part_of_global_ban = BooleanField("Part of (or led to) a global ban: not appealable")
+    irrevocable = BooleanField("Irrevocable (an open-ended ban that is not goes to Trust & Safety)")
 
 
 class ModificationForm(CleanForm):
@@ -147,3 +151,26 @@ class LiftForm(CleanForm):
     reason = TextAreaField(
         "Why lift it early", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
     )
+
+
+class AppealOutcomeForm(CleanForm):
+    outcome = RadioField(
+        "Outcome",
+        choices=options([(outcome.value, label) for outcome, label in OUTCOME_LABELS.items()]),
+        validators=[InputRequired("Choose the outcome.")],
+    )
+    reasons = TextAreaField(
+        "Reasons (sent to the appellant)",
+        validators=[
+            DataRequired("Give the reasons: the appellant receives them."),
+            Length(max=DETAILS_MAX_CHARS),
+        ],
+    )
+
+
+class ReferAppealForm(CleanForm):
+    """Only a CSRF token: the button says what it does."""
+
+
+class ShareWithReviewersForm(CleanForm):
+    shared = BooleanField("Let the case review committee read this whole case file")

@@ -75,3 +75,47 @@ class StaffPages:
 
     def heading(self) -> str:
         return self.page.get_by_role("heading", level=1).inner_text()
+
+
+class AppealPages:
+    """What an appellant does: fill in the appeal form, then confirm from the mailed link."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    def open_form(self) -> AppealPages:
+        self.page.goto(f"{self.base_url}/appeals/new")
+        return self
+
+    def appeal(
+        self,
+        *,
+        reference: str,
+        email: str,
+        role_label: str,
+        reasons: str,
+        files: list[str] | None = None,
+    ) -> None:
+        self.page.get_by_label("Reference of the case").fill(reference)
+        self.page.get_by_label("Your e-mail address").fill(email)
+        self.page.get_by_label(role_label).check()
+        self.page.get_by_label("Why was the decision inappropriate?").fill(reasons)
+        if files:
+            self.page.get_by_label("Documents (optional)").set_input_files(files)
+        self.page.get_by_role("button", name="Send appeal").click()
+
+    def follow_link(self, path: str) -> None:
+        self.page.goto(f"{self.base_url}{path}")
+
+    def confirm(self) -> None:
+        self.page.get_by_role("button", name="Confirm my appeal").click()
+
+    def heading(self) -> str:
+        return self.page.get_by_role("heading", level=1).inner_text()
+
+    def error_beside(self, field: str) -> str:
+        return self.page.locator(f"#{field}-error").inner_text()
+
+    def reference(self) -> str:
+        return self.page.locator(".reference").inner_text()
