@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import render_template
 from sqlalchemy import func, select
@@ -43,6 +44,44 @@ def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int
     )
 
 
+def _acknowledge(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    *,
+    case: Case,
+    to: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    now: datetime,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+) -> OutboundMail | None:
+    """The daily limit, then the paired .txt/.html templates queued as an auto-reply."""
+    if case.requester_id is None:
+        raise ValueError(f"{case.reference} has no requester to acknowledge")
+    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
+        log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
+        return None
+    context = {**context, "case": case, "site_name": settings.site_name}
+    return queue_mail(
+        session,
+        settings,
+        secret_key,
+        case=case,
+        to=to,
+        subject=subject,
+        text=render_template(f"mail/{template}.txt", **context),
+        html=render_template(f"mail/{template}.html", **context),
+        purpose=ACK_PURPOSE,
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_reply=True,
+        now=now,
+    )
+
+
 def acknowledge_request(
     session: Session,
     settings: Settings,
@@ -54,30 +93,19 @@ def acknowledge_request(
     now: datetime | None = None,
 ) -> OutboundMail | None:
     """Queue the acknowledgement of a new web request, or None when the daily limit is met."""
-    now = now or utcnow()
-    if case.requester_id is None:
-        raise ValueError(f"{case.reference} has no requester to acknowledge")
-    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
-        log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
-        return None
-    context = {
-        "case": case,
-        "rule": rule_for(case.action) if case.action else None,
-        "submission_text": submission_text,
-        "site_name": settings.site_name,
-    }
-    return queue_mail(
+    return _acknowledge(
         session,
         settings,
         secret_key,
         case=case,
         to=to,
         subject=f"[{case.reference}] We received your request",
-        text=render_template("mail/ack_request.txt", **context),
-        html=render_template("mail/ack_request.html", **context),
-        purpose=ACK_PURPOSE,
-        auto_reply=True,
-        now=now,
+        template="ack_request",
+        context={
+            "rule": rule_for(case.action) if case.action else None,
+            "submission_text": submission_text,
+        },
+        now=now or utcnow(),
     )
 
 
@@ -102,26 +130,17 @@ def acknowledge_mail(
     threads under the message it answers and quotes none of it: the From of inbound mail can
     be forged, and an acknowledgement must not carry a stranger's words to someone else.
     """
-    now = now or utcnow()
-    if case.requester_id is None:
-        raise ValueError(f"{case.reference} has no requester to acknowledge")
-    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
-        log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
-        return None
     thread = [*references, *([in_reply_to] if in_reply_to else [])][-ACK_MAX_REFERENCES:]
-    context = {"case": case, "site_name": settings.site_name}
-    return queue_mail(
+    return _acknowledge(
         session,
         settings,
         secret_key,
         case=case,
         to=to,
         subject=f"[{case.reference}] We received your message",
-        text=render_template("mail/ack_mail.txt", **context),
-        html=render_template("mail/ack_mail.html", **context),
-        purpose=ACK_PURPOSE,
+        template="ack_mail",
+        context={},
+        now=now or utcnow(),
         in_reply_to=in_reply_to,
         references=list(dict.fromkeys(thread)),
-        auto_reply=True,
-        now=now,
     )
