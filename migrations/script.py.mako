@@ -5,10 +5,10 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-import portal.models.base
+import portal.models.base  # noqa: F401  (revisions may use the models' column types)
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

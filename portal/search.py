@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import DDL, ColumnElement, Select, event, or_, select, text
+from sqlalchemy import DDL, ColumnElement, Select, String, bindparam, event, or_, select, text
 from sqlalchemy.orm import Session
 
 from portal.models import Case, Message
@@ -65,17 +65,16 @@ def matching_case_ids(session: Session, user_text: str) -> Select[tuple[int]] | 
         query = fts_query(user_text)
         if query is None:
             return None
-        return (
-            select(Message.case_id)
-            .where(
-                Message.id.in_(
-                    select(text("rowid"))
-                    .select_from(text(FTS_TABLE))
-                    .where(text(f"{FTS_TABLE} MATCH :query"))
-                ),
-                Message.case_id.is_not(None),
-            )
-            .params(query=query)
+        return select(Message.case_id).where(
+            Message.id.in_(
+                select(text("rowid"))
+                .select_from(text(FTS_TABLE))
+                .where(
+                    text("message_search MATCH :query").bindparams(
+                        bindparam("query", query, type_=String)
+                    )
+                )
+            ),
         )
     terms = _TERM.findall(user_text)[:12]
     if not terms:

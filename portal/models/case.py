@@ -37,8 +37,11 @@ class Case(TimestampMixin, Base):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_team_status_due", "team", "status", "due_at"),
-        # The queue order: urgent first, then by due time (see services/inbox.py).
+        # The queue order: urgent first, then by due time (see services/inbox.py), per team
+        # and across the teams one person sees. The inbox reads one priority at a time, so
+        # each page is a walk along one of these indexes with no sort.
         Index("ix_cases_queue_order", "team", "priority", "queue_due_at", "id"),
+        Index("ix_cases_order", "priority", "queue_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -47,6 +48,13 @@ class Message(Base):
         UniqueConstraint("mailbox", "uidvalidity", "uid"),
         UniqueConstraint("mailbox", "dedup_key"),
         Index("ix_messages_case_id_id", "case_id", "id"),
+        # Quarantine is a handful of rows among millions: index only those.
+        Index(
+            "ix_messages_quarantine",
+            "urgent",
+            sqlite_where=text("quarantined = 1"),
+            postgresql_where=text("quarantined"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

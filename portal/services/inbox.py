@@ -1,9 +1,11 @@
 """The staff inbox: queue counts and a page of cases in urgency order, with keyset paging.
 
 Order: urgent before normal, then the earliest due time (cases with no clock last), then
-the oldest id. ``ix_cases_queue_order`` holds exactly that order per team, so a page is an
-index walk of fifty rows, however many cases there are. The cursor is the last row's sort key,
-never an offset: page 2,000 costs what page 1 costs.
+the oldest id. The page is read one priority at a time (``priority = ?`` ordered by
+``queue_due_at, id``), which ``ix_cases_queue_order`` (per team) and ``ix_cases_order`` (across
+teams) hold in exactly that order: a page is an index walk of fifty rows, however many cases
+there are, on SQLite and PostgreSQL alike. The cursor is the last row's sort key, never an
+offset: page 2,000 costs what page 1 costs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from portal.access import visibility, visible_teams
 from portal.models import Case, StaffUser
 from portal.models.base import utcnow
-from portal.policy import CaseStatus
+from portal.policy import CaseStatus, Priority
 from portal.search import case_reference_query, matching_case_ids
 
 PAGE_SIZE = 50
@@ -58,14 +60,41 @@ def _decode_cursor(cursor: str) -> tuple[str, datetime, int] | None:
         return None
 
 
-def _after(cursor: tuple[str, datetime, int]) -> ColumnElement[bool]:
-    """Rows after the cursor in (priority DESC, queue_due_at ASC, id ASC) order."""
-    priority, due, case_id = cursor
-    return or_(
-        Case.priority < priority,
-        and_(Case.priority == priority, Case.queue_due_at > due),
-        and_(Case.priority == priority, Case.queue_due_at == due, Case.id > case_id),
-    )
+# Most urgent first. Every priority is listed: a case never falls out of the inbox.
+PRIORITY_ORDER = (Priority.URGENT, Priority.NORMAL)
+
+
+def _after(due: datetime, case_id: int) -> ColumnElement[bool]:
+    """Rows after (due, case_id) within one priority, in (queue_due_at, id) order."""
+    return or_(Case.queue_due_at > due, and_(Case.queue_due_at == due, Case.id > case_id))
+
+
+def _after_key(priority: str, due: datetime, case_id: int) -> ColumnElement[bool]:
+    """Rows after the cursor in (priority DESC, queue_due_at, id) order."""
+    return or_(Case.priority < priority, and_(Case.priority == priority, _after(due, case_id)))
+
+
+def _walk_priorities(
+    session: Session,
+    conditions: list[ColumnElement[bool]],
+    cursor: tuple[str, datetime, int] | None,
+    limit: int,
+) -> list[Case]:
+    """Up to ``limit`` cases in queue order, one index walk per priority."""
+    priorities = list(PRIORITY_ORDER)
+    if cursor is not None and cursor[0] in priorities:
+        priorities = priorities[priorities.index(Priority(cursor[0])) :]
+    rows: list[Case] = []
+    for priority in priorities:
+        query = select(Case).where(*conditions, Case.priority == priority)
+        if cursor is not None and cursor[0] == priority:
+            query = query.where(_after(cursor[1], cursor[2]))
+        rows += session.scalars(
+            query.order_by(Case.queue_due_at, Case.id).limit(limit - len(rows))
+        ).all()
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 def _conditions(
@@ -130,16 +159,23 @@ def inbox_page(
     now = now or utcnow()
     conditions = _conditions(session, user, filters, now)
     decoded = _decode_cursor(cursor) if cursor else None
-    if decoded is not None:
-        conditions.append(_after(decoded))
-    rows = session.scalars(
-        select(Case)
-        .where(*conditions)
-        .order_by(Case.priority.desc(), Case.queue_due_at, Case.id)
-        .limit(page_size + 1)
-    ).all()
+    if filters.query:
+        # Search results are few next to the queue: sort them once, rather than running the
+        # full-text match again for every priority.
+        query = select(Case).where(*conditions)
+        if decoded is not None:
+            query = query.where(_after_key(*decoded))
+        rows = list(
+            session.scalars(
+                query.order_by(Case.priority.desc(), Case.queue_due_at, Case.id).limit(
+                    page_size + 1
+                )
+            )
+        )
+    else:
+        rows = _walk_priorities(session, conditions, decoded, page_size + 1)
     more = len(rows) > page_size
-    cases = list(rows[:page_size])
+    cases = rows[:page_size]
     return InboxPage(
         cases=cases,
         next_cursor=_encode_cursor(cases[-1]) if more and cases else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from portal.models import Message, StaffUser
@@ -26,7 +26,7 @@ def quarantined(session: Session, limit: int = 200) -> list[Message]:
     return list(
         session.scalars(
             select(Message)
-            .where(Message.quarantined.is_(True), Message.quarantine_released_at.is_(None))
+            .where(Message.quarantined == true(), Message.quarantine_released_at.is_(None))
             .order_by(Message.urgent.desc(), Message.id)
             .limit(limit)
         )
@@ -38,9 +38,9 @@ def urgent_waiting(session: Session) -> int:
     return (
         session.scalar(
             select(func.count(Message.id)).where(
-                Message.quarantined.is_(True),
+                Message.quarantined == true(),
                 Message.quarantine_released_at.is_(None),
-                Message.urgent.is_(True),
+                Message.urgent == true(),
             )
         )
         or 0
