@@ -45,6 +45,61 @@ def is_search_table(name: str) -> bool:
 
 
 _TERM = re.compile(r"\w[\w@.+'-]*", re.UNICODE)
+# Words in nearly every English message: matching them costs a pass over most of the index
+# and narrows nothing. Dropped unless they are all the query has.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
+)
+
+
+def search_terms(user_text: str) -> list[str]:
+    terms = _TERM.findall(user_text)[:12]
+    meaningful = [term for term in terms if term.lower() not in STOPWORDS]
+    return meaningful or terms
 
 
 def fts_query(user_text: str) -> str | None:
@@ -53,7 +108,7 @@ def fts_query(user_text: str) -> str | None:
     Quoting each term means operators typed by a person (``OR``, ``NEAR``, ``*``, ``-``) are
     searched for as words, never parsed as syntax that could fail or surprise.
     """
-    terms = _TERM.findall(user_text)[:12]
+    terms = search_terms(user_text)
     if not terms:
         return None
     return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
@@ -76,7 +131,7 @@ def matching_case_ids(session: Session, user_text: str) -> Select[tuple[int]] | 
                 )
             ),
         )
-    terms = _TERM.findall(user_text)[:12]
+    terms = search_terms(user_text)
     if not terms:
         return None
     conditions: list[ColumnElement[bool]] = []

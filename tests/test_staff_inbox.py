@@ -106,7 +106,7 @@ def test_search_subjects_bodies_senders_and_references(
 
 
 def test_fts_query_quotes_every_term() -> None:
-    assert fts_query('a" OR b') == '"a" "OR" "b"'
+    assert fts_query('zeta" NEAR omega*') == '"zeta" "NEAR" "omega"'
     assert fts_query("  ") is None
 
 
@@ -131,3 +131,8 @@ def test_inbox_page_marks_overdue_in_text_not_only_colour(
     assert "1 overdue" in html
     assert client.get("/staff/?q=harassment&status=all&overdue=1").status_code == 200
     assert client.get("/staff/?after=garbage").status_code == 200
+
+
+def test_stopwords_are_dropped_unless_they_are_the_whole_query() -> None:
+    assert fts_query("the harassment of an editor") == '"harassment" "editor"'
+    assert fts_query("The") == '"The"'
