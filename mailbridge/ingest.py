@@ -149,6 +149,7 @@ class Ingestor:
         prepared = [self._prepare(mail) for mail in mails]
         for attempt in (1, 2):
             try:
+                self._begin()
                 tally, ack_ids = self._file(prepared, uidvalidity, cursor_uid)
                 self.session.commit()
                 break
@@ -165,6 +166,22 @@ class Ingestor:
         self.session.expunge_all()
         self._send(ack_ids)
         return tally
+
+    def _begin(self) -> None:
+        """Open the batch's one transaction, where the driver would not.
+
+        Python 3.11's sqlite3 opens a transaction before INSERT or UPDATE but never before
+        SAVEPOINT, so the per-message ``begin_nested()`` would otherwise *be* the transaction
+        and its RELEASE would commit each message on its own, ahead of the cursor.
+        ``BEGIN IMMEDIATE`` also takes the write lock now: a concurrent writer means a wait
+        (busy_timeout), never a failed lock upgrade halfway through the batch.
+        """
+        connection = self.session.connection()
+        if connection.dialect.name != "sqlite":
+            return
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not dbapi.in_transaction:  # type: ignore[attr-defined]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _prepare(self, mail: IncomingMail) -> _Prepared:
         """Raw bytes stored before anything else looks at them; then parsed."""
