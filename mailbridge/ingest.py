@@ -49,7 +49,7 @@ from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
 from portal.policy import Team, legally_open_channel
-from portal.services.abuse import active_lockout
+from portal.services.abuse import locked_out_addresses
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
 from portal.services.cases import open_mail_case
@@ -130,7 +130,7 @@ class Ingestor:
         self.acknowledge = acknowledge
         self.authserv_id = authserv_id
         self.blobs = BlobStore(settings.blob_dir)
-        self._lockouts: dict[str, bool] = {}
+        self._locked: set[str] = set()  # canonical senders locked out, looked up per batch
         self.role_addresses = frozenset(
             canonical_address(address)
             for address in (settings.address_ca, settings.address_appeals, settings.address_legal)
@@ -218,11 +218,12 @@ class Ingestor:
         self, prepared: Sequence[_Prepared], uidvalidity: int | None, cursor_uid: int | None
     ) -> tuple[Tally, list[int]]:
         known = self._known(prepared, uidvalidity)
-        self._lockouts = {}
+        now = utcnow()
+        senders = [p.parsed.sender for p in prepared if p.parsed.sender and "@" in p.parsed.sender]
+        self._locked = locked_out_addresses(self.session, senders, now)
         index = ThreadIndex.load(self.session, [item.parsed for item in prepared])
         tally = Tally()
         ack_ids: list[int] = []
-        now = utcnow()
         for item in prepared:
             self._file_one(item, known, index, uidvalidity, now, tally, ack_ids)
         if cursor_uid is not None:
@@ -420,13 +421,8 @@ class Ingestor:
         return [*queued, ack_id] if ack_id is not None else queued
 
     def _locked_out(self, sender: str | None, now: datetime) -> bool:
-        """Whether the sender is locked out now; asked once per address and batch."""
-        if not sender or "@" not in sender:
-            return False
-        key = canonical_address(sender)
-        if key not in self._lockouts:
-            self._lockouts[key] = active_lockout(self.session, sender, now) is not None
-        return self._lockouts[key]
+        """Whether the sender is locked out now (looked up once for the whole batch)."""
+        return bool(sender and "@" in sender and canonical_address(sender) in self._locked)
 
     def _message(
         self,

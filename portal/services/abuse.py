@@ -8,6 +8,7 @@ lockout, whose length comes from portal.policy.propose_lockout_days. Staff confi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +72,29 @@ def active_lockout(session: Session, address: str, now: datetime | None = None) 
         .order_by(Lockout.ends_at.desc())
         .limit(1)
     )
+
+
+def locked_out_addresses(
+    session: Session, addresses: Iterable[str], now: datetime | None = None
+) -> set[str]:
+    """Which of these addresses (canonical forms) are locked out now: one query per 500."""
+    now = now or utcnow()
+    canonical = sorted({canonical_address(address) for address in addresses})
+    found: set[str] = set()
+    for start in range(0, len(canonical), 500):
+        found.update(
+            session.scalars(
+                select(Reporter.canonical_email)
+                .join(Lockout, Lockout.reporter_id == Reporter.id)
+                .where(
+                    Reporter.canonical_email.in_(canonical[start : start + 500]),
+                    Lockout.lifted_at.is_(None),
+                    Lockout.starts_at <= now,
+                    Lockout.ends_at > now,
+                )
+            )
+        )
+    return found
 
 
 def active_lockouts(session: Session, now: datetime | None = None) -> list[Lockout]:
