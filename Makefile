@@ -43,7 +43,7 @@ system-packages: ## Install Dovecot and Chromium from Debian when missing
 		$(SUDO) apt-get update -qq; \
 		printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
 		$(SUDO) chmod +x /usr/sbin/policy-rc.d; \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 		status=$$?; $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
