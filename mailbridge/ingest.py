@@ -54,7 +54,7 @@ from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
 from portal.services.cases import open_mail_case
 from portal.services.outbound import deliver_due
-from portal.storage import BlobStore, sha256_hex
+from portal.storage import BatchBlobStore, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Ingestor:
         self.team = team
         self.acknowledge = acknowledge
         self.authserv_id = authserv_id
-        self.blobs = BlobStore(settings.blob_dir)
+        self.blobs = BatchBlobStore(settings.blob_dir)
         self._locked: set[str] = set()  # canonical senders locked out, looked up per batch
         self.role_addresses = frozenset(
             canonical_address(address)
@@ -146,23 +146,27 @@ class Ingestor:
         cursor_uid: int | None = None,
     ) -> Tally:
         """File ``mails`` and move the cursor to ``cursor_uid`` in one commit, then send acks."""
-        prepared = [self._prepare(mail) for mail in mails]
-        for attempt in (1, 2):
-            try:
-                self._begin()
-                tally, ack_ids = self._file(prepared, uidvalidity, cursor_uid)
-                self.session.commit()
-                break
-            except IntegrityError:
-                self.session.rollback()
-                if attempt == 2:
-                    raise BridgeFault(
-                        f"{self.mailbox}: a batch conflicted twice with rows filed meanwhile"
-                    ) from None
-                log.warning("%s: batch raced another writer; filing it again", self.mailbox)
-            except BaseException:
-                self.session.rollback()
-                raise
+        try:
+            prepared = [self._prepare(mail) for mail in mails]
+            for attempt in (1, 2):
+                try:
+                    self._begin()
+                    tally, ack_ids = self._file(prepared, uidvalidity, cursor_uid)
+                    self.blobs.sync()  # durable before the rows that name them commit
+                    self.session.commit()
+                    break
+                except IntegrityError:
+                    self.session.rollback()
+                    if attempt == 2:
+                        raise BridgeFault(
+                            f"{self.mailbox}: a batch conflicted twice with rows filed meanwhile"
+                        ) from None
+                    log.warning("%s: batch raced another writer; filing it again", self.mailbox)
+                except BaseException:
+                    self.session.rollback()
+                    raise
+        finally:
+            self.blobs.discard()  # nothing is pending after a sync; leftovers of a failure
         self.session.expunge_all()
         self._send(ack_ids)
         return tally

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,5 +94,68 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+class BatchBlobStore(BlobStore):
+    """A blob store whose writes become durable together, in :meth:`sync`.
+
+    The mail bridge stores every raw message and attachment of a batch, then commits the batch.
+    Two fsyncs per blob, one after the other, were half of its time; here the batch's files are
+    fsynced in parallel (the file system's journal then commits them together), renamed into
+    place and their directories fsynced, all before the database commit. The guarantee is the
+    same as :meth:`BlobStore.put`: every blob a committed row names is on disk.
+    """
+
+    _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="blob-fsync")
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._pending: dict[str, tuple[Path, Path]] = {}
+
+    def put(self, data: bytes) -> StoredBlob:
+        digest = sha256_hex(data)
+        path = self.path_for(digest)
+        if digest in self._pending or (path.is_file() and path.stat().st_size == len(data)):
+            return StoredBlob(digest, len(data))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+            os.chmod(tmp_name, _FILE_MODE)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        self._pending[digest] = (Path(tmp_name), path)
+        return StoredBlob(digest, len(data))
+
+    def sync(self) -> None:
+        """Make every pending blob durable: call before committing rows that name them."""
+        pending = list(self._pending.values())
+        if not pending:
+            return
+        list(self._pool.map(_fsync_file, [tmp for tmp, _ in pending]))
+        for tmp, path in pending:
+            os.replace(tmp, path)
+        # The renames, and the fan-out directories the batch may have created.
+        directories = {path.parent for _, path in pending} | {
+            path.parent.parent for _, path in pending
+        }
+        list(self._pool.map(_fsync_dir, directories))
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """Forget blobs of a batch that will not be committed."""
+        for tmp, _ in self._pending.values():
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
