@@ -122,3 +122,24 @@ def test_upgrade_keeps_existing_cases_messages_and_parties(empty_app) -> None:  
         ).fetchall()
         assert len(found) == 2
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        triggers = {
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+        }
+        assert {"messages_search_ai", "messages_search_ad", "messages_search_au"} <= triggers
+    # Mail stored after the migrations is found too: no rebuild of `messages` lost the
+    # triggers (regression from the first version of 0004).
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO messages (case_id, direction, channel, recipients, subject, body_text, "
+            "created_at, auth_results, auto_submitted, bounce, quarantined, urgent) VALUES "
+            "(1, 'inbound', 'mail', '[]', 'Later', 'Haystack text', '2026-02-01 00:00:00', "
+            "'{}', 0, 0, 0, 0)"
+        )
+    with db.engine.connect() as connection:
+        found = connection.exec_driver_sql(
+            "SELECT rowid FROM message_search WHERE message_search MATCH 'haystack'"
+        ).fetchall()
+        assert len(found) == 1

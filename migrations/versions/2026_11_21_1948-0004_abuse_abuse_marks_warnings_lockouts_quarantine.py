@@ -140,17 +140,20 @@ def upgrade():
             "ix_lockouts_reporter_id_ends_at", ["reporter_id", "ends_at"], unique=False
         )
 
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(
-            sa.Column(
-                "quarantine_released_at",
-                portal.models.base.UTCDateTime(timezone=True),
-                nullable=True,
-            )
-        )
+    # Plain ADD COLUMN, not batch mode: a batch rebuild of `messages` would drop the FTS5
+    # triggers defined on it (search would silently stop indexing new mail).
+    op.add_column(
+        "messages",
+        sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.text("0")),
+    )
+    op.add_column(
+        "messages",
+        sa.Column(
+            "quarantine_released_at",
+            portal.models.base.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
+    )
 
     # ### end Alembic commands ###
 

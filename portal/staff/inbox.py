@@ -10,6 +10,7 @@ from portal.extensions import db
 from portal.models import Role, StaffUser
 from portal.models.base import utcnow
 from portal.policy import RULES, CaseStatus
+from portal.search import SEARCH_HIT_LIMIT, hits_capped
 from portal.services import quarantine
 from portal.services.inbox import InboxFilters, inbox_page, time_left
 from portal.staff import bp
@@ -54,6 +55,8 @@ def inbox() -> str:
         staff=staff,
         clock=lambda case: time_left(case, now),
         args={k: v for k, v in request.args.items() if k != "after"},
+        search_capped=bool(filters.query) and hits_capped(db.session, filters.query or ""),
+        search_limit=SEARCH_HIT_LIMIT,
         urgent_quarantined=quarantine.urgent_waiting(db.session)
         if current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
         else 0,
