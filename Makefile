@@ -66,7 +66,8 @@ test: install-test lint ## Lint, then the whole test suite against real servers
 
 bench: install-test ## Run the benchmarks (see bench/README.md; the inbox seed takes ~6 min, 2.5 GB)
 	$(BIN)/python -m bench.bench_mailbridge
-	[ -f bench/results/inbox.sqlite3 ] || $(BIN)/python -m bench.seed_inbox
+	if [ -f bench/results/inbox.sqlite3 ]; then $(BIN)/python -m bench.seed_inbox --upgrade-only; \
+	else $(BIN)/python -m bench.seed_inbox; fi
 	$(BIN)/python -m bench.bench_inbox
 
 clean: ## Remove the virtualenv and caches (keeps instance/)
