@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -49,7 +50,9 @@ def record(
     """Append an event. ``details`` must hold references and values, never addresses or bodies."""
     details = details or {}
     created_at = (now or utcnow()).replace(microsecond=0)
-    prev_hash = session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev_hash = session.info.get(_LAST_HASH) or session.scalar(
+        select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1)
+    )
     event = AuditEvent(
         case_id=case_id,
         actor=actor,
@@ -67,8 +70,20 @@ def record(
         ),
     )
     session.add(event)
-    session.flush()
+    # Within this transaction the next event chains to this one without asking the database
+    # again (the mail bridge writes thousands per batch); forgotten at commit or rollback.
+    session.info[_LAST_HASH] = event.row_hash
     return event
+
+
+_LAST_HASH = "audit.last_row_hash"
+
+
+@sa_event.listens_for(Session, "after_commit")
+@sa_event.listens_for(Session, "after_rollback")
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_last_hash(session: Session, *args: object) -> None:
+    session.info.pop(_LAST_HASH, None)
 
 
 def broken_links(session: Session) -> Iterator[AuditEvent]:
