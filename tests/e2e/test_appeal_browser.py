@@ -62,7 +62,8 @@ def test_file_an_appeal_and_confirm_it_from_the_mail(
     appeal_reference = appellant.reference()
     assert re.fullmatch(r"OA-\d{4}-\d{6}", appeal_reference)
 
-    filed = smtp.wait_for(2)[-1]
+    # Sent after the response has gone out: allow for a loaded machine.
+    filed = smtp.wait_for(2, timeout=20)[-1]
     assert appeal_reference in filed.message()["Subject"]
     db.session.expire_all()
     appeal = db.session.scalars(select(Appeal)).one()
