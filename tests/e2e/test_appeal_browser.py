@@ -51,7 +51,7 @@ def test_file_an_appeal_and_confirm_it_from_the_mail(
     )
     assert appellant.heading() == "Check your e-mail"
 
-    (mail,) = smtp.wait_for(1)
+    (mail,) = smtp.wait_for(1, timeout=20)
     assert mail.rcpt_tos == [SUBJECT]
     assert mail.message()["Subject"] == f"[{reference}] Please confirm your appeal"
     # The link names the configured public address; the path is what the browser follows.
