@@ -227,26 +227,21 @@ def _ask_for_confirmation(
         "expires_at": appeal.expires_at,
         "site_name": settings.site_name,
     }
-    mail = _queue_answer(
+    mail = _answer_appellant(
         session,
         settings,
         secret_key,
-        case=answer_on or case,
-        to=appeal.appellant_email,
-        subject=_subject(answer_on, case, "Please confirm your appeal"),
+        appeal,
+        case,
+        text="Please confirm your appeal",
         template="appeal_confirm",
         context=context,
         purpose=PURPOSE_CONFIRM,
-        answering=answering,
-        now=now,
-    )
-    audit.record(
-        session,
-        actor="public" if appeal.channel == Channel.WEB else "mailbridge",
         action="appeal.filed",
-        case_id=case.id,
-        details={"appeal_id": appeal.id, "channel": appeal.channel, "role": appeal.role},
+        details={"role": appeal.role},
         now=now,
+        answer_on=answer_on,
+        answering=answering,
     )
     log.info(
         "appeal #%s of %s filed (%s): confirmation sent", appeal.id, case.reference, appeal.channel
@@ -277,29 +272,66 @@ def _refuse(
         "reason": assessment.message(legal_address=settings.address_legal),
         "site_name": settings.site_name,
     }
+    mail = _answer_appellant(
+        session,
+        settings,
+        secret_key,
+        appeal,
+        case,
+        text="Your appeal cannot be reviewed",
+        template="appeal_refused",
+        context=context,
+        purpose=PURPOSE_REFUSED,
+        action="appeal.refused",
+        details={"refusal": appeal.refusal},
+        now=now,
+        answer_on=answer_on,
+        answering=answering,
+    )
+    log.info("appeal #%s of %s refused (%s)", appeal.id, case.reference, appeal.refusal)
+    return FilingResult(Filed.REFUSED, [mail], appeal.id)
+
+
+def _answer_appellant(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    appeal: Appeal,
+    case: Case,
+    *,
+    text: str,
+    template: str,
+    context: dict[str, Any],
+    purpose: str,
+    action: str,
+    details: dict[str, Any],
+    now: datetime,
+    answer_on: Case | None,
+    answering: Message | None,
+) -> int:
+    """Mail the appellant at the address on record, threaded where they wrote, and audit it."""
     mail = _queue_answer(
         session,
         settings,
         secret_key,
         case=answer_on or case,
         to=appeal.appellant_email,
-        subject=_subject(answer_on, case, "Your appeal cannot be reviewed"),
-        template="appeal_refused",
+        subject=_subject(answer_on, case, text),
+        template=template,
         context=context,
-        purpose=PURPOSE_REFUSED,
+        purpose=purpose,
         answering=answering,
         now=now,
     )
     audit.record(
         session,
         actor="public" if appeal.channel == Channel.WEB else "mailbridge",
-        action="appeal.refused",
+        action=action,
         case_id=case.id,
-        details={"appeal_id": appeal.id, "channel": appeal.channel, "refusal": appeal.refusal},
+        details={"appeal_id": appeal.id, "channel": appeal.channel, **details},
         now=now,
     )
-    log.info("appeal #%s of %s refused (%s)", appeal.id, case.reference, appeal.refusal)
-    return FilingResult(Filed.REFUSED, [mail], appeal.id)
+    return mail
 
 
 def _subject(answer_on: Case | None, case: Case, text: str) -> str:
