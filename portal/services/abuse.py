@@ -47,10 +47,6 @@ class NextStep:
     proposal: LockoutProposal | None = None
 
 
-def _actor(staff: StaffUser) -> str:
-    return f"staff:{staff.id}"
-
-
 def reporter_for_address(session: Session, address: str) -> Reporter | None:
     return session.scalar(
         select(Reporter).where(Reporter.canonical_email == canonical_address(address))
@@ -148,7 +144,7 @@ def mark_abuse(
     session.flush()
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action="abuse.marked",
         case_id=case.id,
         details={
@@ -256,7 +252,7 @@ def send_warning(
     session.flush()
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action="abuse.warned",
         case_id=case.id,
         details={"warning_id": warning.id, "reporter_id": reporter.id, "outbound_id": outbound.id},
@@ -305,7 +301,7 @@ def confirm_lockout(
     session.flush()
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action="abuse.locked_out",
         details={
             "lockout_id": lockout.id,
@@ -338,7 +334,7 @@ def lift_lockout(
     lockout.lift_reason = reason.strip()
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action="abuse.lockout_lifted",
         details={"lockout_id": lockout.id, "reporter_id": lockout.reporter_id},
         now=now,

@@ -240,7 +240,7 @@ def refer_to_committee(
     appeal_case.updated_at = now
     audit.record(
         session,
-        actor=f"staff:{staff.id}",
+        actor=audit.staff_actor(staff),
         action="appeal.referred",
         case_id=appeal_case.id,
         details={"before": before, "after": {"route": appeal.route, "team": appeal_case.team}},
@@ -264,7 +264,7 @@ def share_with_reviewers(
     case.updated_at = now
     audit.record(
         session,
-        actor=f"staff:{staff.id}",
+        actor=audit.staff_actor(staff),
         action="case.shared_with_reviewers",
         case_id=case.id,
         details={"before": {"shared": before}, "after": {"shared": shared}},
@@ -320,5 +320,10 @@ def _audit(
         details["before"] = {"status": status_before}
         details["after"] = {"status": case.status}
     audit.record(
-        session, actor=f"staff:{staff.id}", action=action, case_id=case.id, details=details, now=now
+        session,
+        actor=audit.staff_actor(staff),
+        action=action,
+        case_id=case.id,
+        details=details,
+        now=now,
     )

@@ -38,6 +38,11 @@ def _digest(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def staff_actor(staff: Any) -> str:
+    """How a staff member appears in the trail: by id, never by address."""
+    return f"staff:{staff.id}"
+
+
 def record(
     session: Session,
     *,

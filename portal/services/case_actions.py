@@ -26,10 +26,6 @@ class CaseActionError(ValueError):
     """A change staff asked for that the rules do not allow."""
 
 
-def _actor(staff: StaffUser) -> str:
-    return f"staff:{staff.id}"
-
-
 def _changed(
     session: Session,
     staff: StaffUser,
@@ -42,7 +38,7 @@ def _changed(
     case.updated_at = now
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action=action,
         case_id=case.id,
         details={"before": before, "after": after},
@@ -133,7 +129,9 @@ def add_party(
     )
     if exists:
         raise CaseActionError("This address is already a party to the case in that role.")
-    party = CaseParty(case_id=case.id, address=canonical, role=role, added_by=_actor(staff))
+    party = CaseParty(
+        case_id=case.id, address=canonical, role=role, added_by=audit.staff_actor(staff)
+    )
     session.add(party)
     session.flush()
     # The audit trail names the party row, never the address itself.
@@ -248,7 +246,7 @@ def add_note(
     session.flush()
     audit.record(
         session,
-        actor=_actor(staff),
+        actor=audit.staff_actor(staff),
         action="case.note_added",
         case_id=case.id,
         details={"message_id": note.id},

@@ -62,7 +62,7 @@ def release(
             sender=message.sender,
             sender_name=message.sender_name,
             subject=message.subject,
-            actor=f"staff:{staff.id}",
+            actor=audit.staff_actor(staff),
             now=now,
         )
         message.case_id = case.id
@@ -70,7 +70,7 @@ def release(
     message.quarantine_released_at = now
     audit.record(
         session,
-        actor=f"staff:{staff.id}",
+        actor=audit.staff_actor(staff),
         action="quarantine.released",
         case_id=message.case_id,
         details={"message_id": message.id},

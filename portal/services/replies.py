@@ -100,7 +100,7 @@ def send_reply(
     )
     audit.record(
         session,
-        actor=f"staff:{staff.id}",
+        actor=audit.staff_actor(staff),
         action="case.replied",
         case_id=case.id,
         details={"outbound_id": outbound.id, "message_id": outbound.message_id},

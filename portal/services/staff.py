@@ -158,7 +158,7 @@ def authenticate(
     user.last_login_at = now
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
-    audit.record(session, actor=f"staff:{user.id}", action="staff.login", now=now)
+    audit.record(session, actor=audit.staff_actor(user), action="staff.login", now=now)
     return user
 
 

@@ -48,7 +48,7 @@ def canned_edit(canned_id: int | None = None) -> str | Response | tuple[str, int
     db.session.flush()
     audit.record(
         db.session,
-        actor=f"staff:{current_user.id}",
+        actor=audit.staff_actor(current_user),
         action="canned.saved",
         details={"canned_id": item.id},
     )
@@ -66,7 +66,7 @@ def canned_delete(canned_id: int) -> Response:
     db.session.delete(item)
     audit.record(
         db.session,
-        actor=f"staff:{current_user.id}",
+        actor=audit.staff_actor(current_user),
         action="canned.deleted",
         details={"canned_id": canned_id},
     )
