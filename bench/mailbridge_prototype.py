@@ -253,6 +253,10 @@ def _file(
 def apply(fixes: Iterable[str] = FIXES) -> set[str]:
     """Install the named fixes (idempotent); returns the set now in force."""
     wanted = {fix.strip() for fix in fixes if fix.strip()}
+    if hasattr(Ingestor, "_begin"):
+        # All four fixes are in mailbridge/ now; patching the fixed bridge with these copies
+        # would skip BatchBlobStore.sync and lose blobs. Kept as the record of the first run.
+        raise SystemExit("bench.mailbridge_prototype: its fixes are in the bridge already")
     unknown = wanted - set(FIXES)
     if unknown:
         raise ValueError(f"unknown fixes {sorted(unknown)}; choose from {FIXES}")
