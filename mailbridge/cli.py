@@ -50,6 +50,7 @@ def _ingestor(name: str, *, acknowledge: bool) -> Ingestor:
         team=MAILBOX_TEAMS[name],
         acknowledge=acknowledge,
         authserv_id=bridge.authserv_id,
+        workers=bridge.workers,
     )
 
 

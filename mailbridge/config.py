@@ -111,6 +111,7 @@ class BridgeSettings:
     reconnect_max_seconds: float = 60.0
     outbound_every_seconds: float = 15.0
     authserv_id: str | None = None
+    workers: int | None = None  # processes preparing mail; None: one per core (at least 2)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BridgeSettings:
@@ -127,4 +128,9 @@ class BridgeSettings:
             imap_timeout=number("MAIL_IMAP_TIMEOUT", cls.imap_timeout),
             reconnect_max_seconds=number("MAIL_RECONNECT_MAX_SECONDS", cls.reconnect_max_seconds),
             authserv_id=config.get("MAIL_AUTHSERV_ID") or None,
+            workers=(
+                None
+                if config.get("MAIL_WORKERS") in (None, "")
+                else max(int(number("MAIL_WORKERS", 0)), 0)
+            ),
         )

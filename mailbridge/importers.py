@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailbridge.ingest import IncomingMail, Ingestor, Tally
+from mailbridge.ingest import Ingestor, Tally
+from mailbridge.prepare import IncomingMail
 from portal.models.base import utcnow
 
 

@@ -2,13 +2,14 @@
 
 For each message, in order:
 
-1. store the raw bytes in the blob store (content-addressed, so a retry rewrites nothing);
-2. parse them (``mailbridge.parse`` never raises; what went wrong becomes a staff flag);
-3. skip it if this mailbox already has it (``mailbridge.dedup``: same UID, raw SHA-256 or
+1. store the raw bytes in the blob store (content-addressed, so a retry rewrites nothing),
+   parse them (``mailbridge.parse`` never raises; what went wrong becomes a staff flag) and
+   store the attachments: ``mailbridge.prepare``, in worker processes for large batches;
+2. skip it if this mailbox already has it (``mailbridge.dedup``: same UID, raw SHA-256 or
    content fingerprint). A copy found under an old UIDVALIDITY (or imported without a UID) is
    given its new UID instead of being stored again;
-4. thread it (``mailbridge.threads``), opening a case when it belongs to none;
-5. add the Message and its Attachment rows, and queue an acknowledgement for a new case.
+3. thread it (``mailbridge.threads``), opening a case when it belongs to none;
+4. add the Message and its Attachment rows, and queue an acknowledgement for a new case.
 
 Mail from a locked-out reporter (``portal.services.abuse.active_lockout``, any spelling of
 the address) is kept, because it is evidence, but quarantined: it joins an existing case only
@@ -17,32 +18,35 @@ as a quarantined row, opens no case and gets no acknowledgement, until staff rel
 The batch's rows and the mailbox cursor commit together. The database's unique keys,
 (mailbox, UIDVALIDITY, UID) and (mailbox, dedup key), are the last word: if another bridge
 filed the same mail first, the commit fails, the batch is rolled back and filed again, and
-step 3 then finds the other bridge's rows.
+step 2 then finds the other bridge's rows.
 
-Each message is filed inside a savepoint. If filing it fails for a reason of ours (a bug, a
-value the database refuses), the savepoint is rolled back and the message is kept anyway,
-unfiled and flagged, so one message never stops a mailbox. Infrastructure failures (disk,
-database connection) abort the whole batch instead: its cursor does not move, and the batch
-is fetched again later.
+On SQLite, whose write lock the batch holds from its first statement, the batch is filed in
+one go: ids are handed out up front (``portal.services.row_ids``) and every row is written in
+one flush, a statement per table. Anything that goes wrong there sends the batch round again,
+message by message: each message is then filed inside a savepoint, and if filing it fails for
+a reason of ours (a bug, a value the database refuses), the savepoint is rolled back and the
+message is kept anyway, unfiled and flagged, so one message never stops a mailbox.
+Infrastructure failures (disk, database connection) abort the whole batch instead: its cursor
+does not move, and the batch is fetched again later.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, or_, select, update
+from sqlalchemy import and_, select, union, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailbridge.charsets import one_line
-from mailbridge.dedup import Identity, KnownRows
+from mailbridge.dedup import KnownRows
 from mailbridge.errors import BridgeFault
-from mailbridge.fingerprint import content_fingerprint
-from mailbridge.parse import ParsedMail, parse_headers_only, parse_mail
+from mailbridge.prepare import IncomingMail, Prepared
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
+from mailbridge.workers import Ticket, default_workers, submit
 from portal.addresses import EmailNotValidError, canonical_address, normalize_address
 from portal.config import Settings
 from portal.models import Attachment, Case, MailboxState, Message
@@ -52,9 +56,9 @@ from portal.policy import Team, legally_open_channel
 from portal.services.abuse import locked_out_addresses
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
-from portal.services.cases import open_mail_case
+from portal.services.cases import ReporterBook, open_mail_case
 from portal.services.outbound import deliver_due
-from portal.storage import BatchBlobStore, sha256_hex
+from portal.services.row_ids import RowIds
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +69,6 @@ _INFRASTRUCTURE = (OSError, OperationalError, InterfaceError, BridgeFault)
 _ID_MAX = 998
 _ADDRESS_MAX = 320
 _NAME_MAX = 200
-
-
-@dataclass(frozen=True)
-class IncomingMail:
-    """One message as fetched (or read from a file): raw bytes, or a header for a placeholder."""
-
-    raw: bytes | None
-    arrived_at: datetime
-    size: int
-    uid: int | None = None
-    header: bytes | None = None
-    problem: str | None = None  # why there is no raw message (too large, not returned)
 
 
 @dataclass
@@ -102,10 +94,17 @@ class Tally:
 
 
 @dataclass
-class _Prepared:
-    mail: IncomingMail
-    parsed: ParsedMail
-    identity: Identity
+class _Batch:
+    """What filing one batch knows and gathers; ``ids`` only when it is filed in one go."""
+
+    known: KnownRows
+    index: ThreadIndex
+    uidvalidity: int | None
+    now: datetime
+    ids: RowIds | None = None
+    reporters: ReporterBook | None = None
+    tally: Tally = field(default_factory=Tally)
+    ack_ids: list[int] = field(default_factory=list)
 
 
 class Ingestor:
@@ -121,6 +120,7 @@ class Ingestor:
         team: Team,
         acknowledge: bool,
         authserv_id: str | None = None,
+        workers: int | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -129,7 +129,7 @@ class Ingestor:
         self.team = team
         self.acknowledge = acknowledge
         self.authserv_id = authserv_id
-        self.blobs = BatchBlobStore(settings.blob_dir)
+        self.workers = default_workers() if workers is None else workers
         self._locked: set[str] = set()  # canonical senders locked out, looked up per batch
         self.role_addresses = frozenset(
             canonical_address(address)
@@ -146,130 +146,172 @@ class Ingestor:
         cursor_uid: int | None = None,
     ) -> Tally:
         """File ``mails`` and move the cursor to ``cursor_uid`` in one commit, then send acks."""
-        try:
-            prepared = [self._prepare(mail) for mail in mails]
-            for attempt in (1, 2):
-                try:
-                    self._begin()
-                    tally, ack_ids = self._file(prepared, uidvalidity, cursor_uid)
-                    self.blobs.sync()  # durable before the rows that name them commit
-                    self.session.commit()
-                    break
-                except IntegrityError:
-                    self.session.rollback()
-                    if attempt == 2:
-                        raise BridgeFault(
-                            f"{self.mailbox}: a batch conflicted twice with rows filed meanwhile"
-                        ) from None
-                    log.warning("%s: batch raced another writer; filing it again", self.mailbox)
-                except BaseException:
-                    self.session.rollback()
-                    raise
-        finally:
-            self.blobs.discard()  # nothing is pending after a sync; leftovers of a failure
+        return self.file_batch(self.prepare(mails), uidvalidity=uidvalidity, cursor_uid=cursor_uid)
+
+    def prepare(self, mails: Sequence[IncomingMail]) -> Ticket:
+        """Start storing and parsing ``mails`` (in worker processes when it pays), so that the
+        caller can fetch and file other mail meanwhile."""
+        return submit(
+            mails,
+            blob_dir=self.settings.blob_dir,
+            mailbox=self.mailbox,
+            authserv_id=self.authserv_id,
+            workers=self.workers,
+        )
+
+    def file_batch(
+        self, ticket: Ticket, *, uidvalidity: int | None = None, cursor_uid: int | None = None
+    ) -> Tally:
+        """File a prepared batch and move the cursor in one commit, then send acks."""
+        tally, ack_ids = self._commit(ticket.result(), uidvalidity, cursor_uid)
         self.session.expunge_all()
         self._send(ack_ids)
         return tally
 
-    def _begin(self) -> None:
-        """Open the batch's one transaction, where the driver would not.
+    def _commit(
+        self, prepared: Sequence[Prepared], uidvalidity: int | None, cursor_uid: int | None
+    ) -> tuple[Tally, list[int]]:
+        """File the batch in one go where the database allows it, else message by message.
+
+        In one go (SQLite, whose write lock the batch holds): rows are named up front and the
+        batch is written in one flush, a statement per table. That cannot tell which message
+        a failure came from, so any failure of ours sends the batch round again message by
+        message, each in a savepoint, where one bad message is kept unfiled and the rest go on.
+        """
+        if self._is_sqlite():
+            try:
+                return self._attempt(prepared, uidvalidity, cursor_uid, in_one_go=True)
+            except _INFRASTRUCTURE:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "%s: the batch could not be filed in one go (%s); filing it message by message",
+                    self.mailbox,
+                    type(exc).__name__,
+                )
+        for attempt in (1, 2):
+            try:
+                return self._attempt(prepared, uidvalidity, cursor_uid, in_one_go=False)
+            except IntegrityError:
+                if attempt == 2:
+                    raise BridgeFault(
+                        f"{self.mailbox}: a batch conflicted twice with rows filed meanwhile"
+                    ) from None
+                log.warning("%s: batch raced another writer; filing it again", self.mailbox)
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        prepared: Sequence[Prepared],
+        uidvalidity: int | None,
+        cursor_uid: int | None,
+        *,
+        in_one_go: bool,
+    ) -> tuple[Tally, list[int]]:
+        try:
+            locked = self._begin(in_one_go=in_one_go)
+            result = self._file(prepared, uidvalidity, cursor_uid, in_one_go=in_one_go and locked)
+            self.session.commit()  # the batch's blobs were made durable when it was prepared
+            return result
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    def _is_sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
+    def _begin(self, *, in_one_go: bool) -> bool:
+        """Open the batch's one transaction, where the driver would not; True when this took
+        the database's write lock, as filing in one go needs.
 
         Python 3.11's sqlite3 opens a transaction before INSERT or UPDATE but never before
         SAVEPOINT, so the per-message ``begin_nested()`` would otherwise *be* the transaction
         and its RELEASE would commit each message on its own, ahead of the cursor.
         ``BEGIN IMMEDIATE`` also takes the write lock now: a concurrent writer means a wait
-        (busy_timeout), never a failed lock upgrade halfway through the batch.
+        (busy_timeout), never a failed lock upgrade halfway through the batch. In one go, the
+        foreign keys are checked at the commit: one flush writes a table at a time, in an order
+        the unit of work picks from relationships, not from foreign keys.
         """
         connection = self.session.connection()
         if connection.dialect.name != "sqlite":
-            return
+            return False
         dbapi = connection.connection.dbapi_connection
-        if dbapi is not None and not dbapi.in_transaction:  # type: ignore[attr-defined]
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    def _prepare(self, mail: IncomingMail) -> _Prepared:
-        """Raw bytes stored before anything else looks at them; then parsed."""
-        if mail.raw is None:
-            parsed = parse_headers_only(
-                mail.header or b"", arrived_at=mail.arrived_at, authserv_id=self.authserv_id
-            )
-            parsed.problems.insert(0, mail.problem or "the server returned no message body")
-            header_hash = sha256_hex(mail.header or b"")
-            identity = Identity(
-                uid=mail.uid,
-                raw_sha256=None,
-                content_sha256=None,
-                message_id=parsed.message_id,
-                placeholder_key=f"size:{mail.size}:header-sha256:{header_hash}",
-            )
-            return _Prepared(mail, parsed, identity)
-        try:
-            stored = self.blobs.put(mail.raw)
-        except OSError as exc:
-            raise BridgeFault(f"{self.mailbox}: cannot store raw mail ({exc.strerror})") from exc
-        parsed = parse_mail(mail.raw, arrived_at=mail.arrived_at, authserv_id=self.authserv_id)
-        if mail.problem:
-            parsed.problems.insert(0, mail.problem)
-        identity = Identity(
-            uid=mail.uid,
-            raw_sha256=stored.sha256,
-            content_sha256=content_fingerprint(mail.raw),
-            message_id=parsed.message_id,
-        )
-        return _Prepared(mail, parsed, identity)
+        if dbapi is None or dbapi.in_transaction:  # type: ignore[attr-defined]
+            return False
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if in_one_go:
+            connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # until this commit
+        return True
 
     def _file(
-        self, prepared: Sequence[_Prepared], uidvalidity: int | None, cursor_uid: int | None
+        self,
+        prepared: Sequence[Prepared],
+        uidvalidity: int | None,
+        cursor_uid: int | None,
+        *,
+        in_one_go: bool,
     ) -> tuple[Tally, list[int]]:
-        known = self._known(prepared, uidvalidity)
         now = utcnow()
         senders = [p.parsed.sender for p in prepared if p.parsed.sender and "@" in p.parsed.sender]
+        ids = RowIds.install(self.session) if in_one_go else None
+        batch = _Batch(
+            known=self._known(prepared, uidvalidity),
+            index=ThreadIndex.load(self.session, [item.parsed for item in prepared]),
+            uidvalidity=uidvalidity,
+            now=now,
+            ids=ids,
+            reporters=ReporterBook(self.session, senders, ids) if ids is not None else None,
+        )
         self._locked = locked_out_addresses(self.session, senders, now)
-        index = ThreadIndex.load(self.session, [item.parsed for item in prepared])
-        tally = Tally()
-        ack_ids: list[int] = []
         for item in prepared:
-            self._file_one(item, known, index, uidvalidity, now, tally, ack_ids)
+            self._file_one(item, batch)
         if cursor_uid is not None:
             state = self.session.scalars(
                 select(MailboxState).where(MailboxState.name == self.mailbox)
             ).one()
             state.uidvalidity = uidvalidity
             state.last_uid = max(state.last_uid, cursor_uid)
-        return tally, ack_ids
+        return batch.tally, batch.ack_ids
 
-    def _known(self, prepared: Sequence[_Prepared], uidvalidity: int | None) -> KnownRows:
-        """One query for every row this batch could duplicate."""
+    def _known(self, prepared: Sequence[Prepared], uidvalidity: int | None) -> KnownRows:
+        """One query for every row this batch could duplicate.
+
+        A union of one indexed lookup per rule, not one WHERE with ORs, which SQLite answers by
+        walking every message of the mailbox. The hashes are looked up across mailboxes and
+        the other mailboxes' rows dropped here: with the mailbox in the WHERE, SQLite (without
+        statistics) prefers the mailbox index to the far more selective hash index.
+        """
         identities = [item.identity for item in prepared]
         uids = [i.uid for i in identities if i.uid is not None]
         shas = [i.raw_sha256 for i in identities if i.raw_sha256]
         fingerprints = [i.content_sha256 for i in identities if i.content_sha256]
         keys = [key for i in identities for key in i.candidate_keys()]
-        by_uid = (
-            and_(Message.uidvalidity == uidvalidity, Message.uid.in_(uids))
-            if uids and uidvalidity is not None
-            else false()
-        )
-        rows = self.session.execute(
-            select(
-                Message.id,
-                Message.uidvalidity,
-                Message.uid,
-                Message.raw_sha256,
-                Message.content_sha256,
-                Message.dedup_key,
-            ).where(
-                Message.mailbox == self.mailbox,
-                or_(
-                    by_uid,
-                    Message.raw_sha256.in_(shas),
-                    Message.content_sha256.in_(fingerprints),
-                    Message.dedup_key.in_(keys),
-                ),
-            )
-        )
+        mailbox = Message.mailbox == self.mailbox
+        lookups = []
+        if uids and uidvalidity is not None:
+            lookups.append(and_(mailbox, Message.uidvalidity == uidvalidity, Message.uid.in_(uids)))
+        if shas:
+            lookups.append(Message.raw_sha256.in_(shas))
+        if fingerprints:
+            lookups.append(Message.content_sha256.in_(fingerprints))
+        if keys:
+            lookups.append(and_(mailbox, Message.dedup_key.in_(keys)))
         known = KnownRows()
-        for row_id, validity, uid, raw_sha, content_sha, key in rows:
+        if not lookups:
+            return known
+        columns = (
+            Message.id,
+            Message.mailbox,
+            Message.uidvalidity,
+            Message.uid,
+            Message.raw_sha256,
+            Message.content_sha256,
+            Message.dedup_key,
+        )
+        rows = self.session.execute(union(*(select(*columns).where(c) for c in lookups)))
+        for row_id, row_mailbox, validity, uid, raw_sha, content_sha, key in rows:
+            if row_mailbox != self.mailbox:
+                continue
             known.add(
                 row_id,
                 uidvalidity=validity,
@@ -282,59 +324,57 @@ class Ingestor:
 
     # -- one message ----------------------------------------------------------------------------
 
-    def _file_one(
-        self,
-        item: _Prepared,
-        known: KnownRows,
-        index: ThreadIndex,
-        uidvalidity: int | None,
-        now: datetime,
-        tally: Tally,
-        ack_ids: list[int],
-    ) -> None:
+    def _file_one(self, item: Prepared, batch: _Batch) -> None:
+        known, uidvalidity = batch.known, batch.uidvalidity
         duplicate = known.duplicate_of(item.identity, uidvalidity)
         if duplicate is not None:
             self._relocate(duplicate, item, known, uidvalidity)
-            tally.already += 1
+            batch.tally.already += 1
             return
         key, key_flag = known.dedup_key(item.identity)
+        if batch.ids is not None:  # in one go: a failure sends the batch round again
+            message, queued, opened = self._file_new(item, key, key_flag, batch)
+        else:
+            message, queued, opened = self._file_in_savepoint(item, key, key_flag, batch)
+        batch.tally.new += 1
+        batch.tally.flagged += bool(message.flag_reason or message.quarantined)
+        batch.tally.opened += opened
+        batch.ack_ids.extend(queued)
+        known.add(
+            message.id,
+            uidvalidity=uidvalidity,
+            uid=item.uid,
+            raw_sha256=item.identity.raw_sha256,
+            content_sha256=item.identity.content_sha256,
+            dedup_key=key,
+        )
+
+    def _file_in_savepoint(
+        self, item: Prepared, key: str, key_flag: str | None, batch: _Batch
+    ) -> tuple[Message, list[int], bool]:
         try:
             with self.session.begin_nested():
-                message, queued, opened = self._file_new(
-                    item, key, key_flag, index, uidvalidity, now
-                )
+                return self._file_new(item, key, key_flag, batch)
         except (IntegrityError, *_INFRASTRUCTURE):
             raise
         except Exception as exc:
             log.error(
                 "%s: UID %s could not be filed (%s); keeping it unfiled for staff",
                 self.mailbox,
-                item.mail.uid,
+                item.uid,
                 type(exc).__name__,
                 exc_info=True,
             )
             reason = f"could not be filed automatically ({type(exc).__name__}); see the raw message"
             with self.session.begin_nested():
-                message = self._file_unfiled(item, key, uidvalidity, now, reason)
-            queued, opened = [], False
-        tally.new += 1
-        tally.flagged += bool(message.flag_reason or message.quarantined)
-        tally.opened += opened
-        ack_ids.extend(queued)
-        known.add(
-            message.id,
-            uidvalidity=uidvalidity,
-            uid=item.mail.uid,
-            raw_sha256=item.identity.raw_sha256,
-            content_sha256=item.identity.content_sha256,
-            dedup_key=key,
-        )
+                message = self._file_unfiled(item, key, batch.uidvalidity, batch.now, reason)
+            return message, [], False
 
     def _relocate(
-        self, row_id: int, item: _Prepared, known: KnownRows, uidvalidity: int | None
+        self, row_id: int, item: Prepared, known: KnownRows, uidvalidity: int | None
     ) -> None:
         """A message we hold under an old UIDVALIDITY (or imported) is at this UID now."""
-        uid = item.mail.uid
+        uid = item.uid
         if uid is None or not known.moved(row_id, uidvalidity, uid):
             return
         self.session.execute(
@@ -346,15 +386,9 @@ class Ingestor:
         known.relocate(row_id, uidvalidity, uid)
 
     def _file_new(
-        self,
-        item: _Prepared,
-        key: str,
-        key_flag: str | None,
-        index: ThreadIndex,
-        uidvalidity: int | None,
-        now: datetime,
+        self, item: Prepared, key: str, key_flag: str | None, batch: _Batch
     ) -> tuple[Message, list[int], bool]:
-        parsed = item.parsed
+        parsed, index, now = item.parsed, batch.index, batch.now
         decision = decide(parsed, index, team=self.team, secret=self.secret_key)
         flags = [*parsed.problems, *(f for f in (key_flag, decision.flag) if f)]
         if parsed.auth_results.get("dmarc") == "fail":
@@ -379,38 +413,40 @@ class Ingestor:
                 linked_case_id=decision.linked_case_id,
                 linked_reference=linked.reference if linked else None,
                 now=now,
+                ids=batch.ids,
+                reporters=batch.reporters,
             )
             case_id = case.id
             index.add_case(CaseInfo(case.id, case.reference, case.team))
             if case.requester_id is not None and parsed.sender:
                 index.add_party(case.id, parsed.sender)
-        message = self._message(item, key, uidvalidity, now, flags)
+        message = self._message(item, key, batch.uidvalidity, now, flags)
         message.case_id = case_id
         message.quarantined = quarantined
         message.urgent = urgent_reason is not None
-        self.session.add(message)
-        self.session.flush()
-        self._attachments(message, parsed)
+        if batch.ids is not None:
+            message.id = batch.ids.take(Message)  # before add: taking may autoflush
+            self.session.add(message)
+        else:
+            self.session.add(message)
+            self.session.flush()
+        self._attachments(message, item)
         index.add_message(message.message_id, case_id, Direction.INBOUND)
         queued = self._answer(case, message, item, now) if case is not None else []
         if flags:
-            log.info(
-                "%s: UID %s flagged for staff: %s", self.mailbox, item.mail.uid, "; ".join(flags)
-            )
+            log.info("%s: UID %s flagged for staff: %s", self.mailbox, item.uid, "; ".join(flags))
         if urgent_reason:
             log.warning(
                 "%s: UID %s quarantined but URGENT (%s): staff alerted",
                 self.mailbox,
-                item.mail.uid,
+                item.uid,
                 urgent_reason,
             )
         elif quarantined:
-            log.info(
-                "%s: UID %s quarantined: its sender is locked out", self.mailbox, item.mail.uid
-            )
+            log.info("%s: UID %s quarantined: its sender is locked out", self.mailbox, item.uid)
         return message, queued, case is not None
 
-    def _answer(self, case: Case, message: Message, item: _Prepared, now: datetime) -> list[int]:
+    def _answer(self, case: Case, message: Message, item: Prepared, now: datetime) -> list[int]:
         """Mail to queue for a message that opened a case: an appeal's confirmation link or
         refusal when it names a case its sender is party to, else the acknowledgement."""
         queued: list[int] = []
@@ -430,7 +466,7 @@ class Ingestor:
 
     def _message(
         self,
-        item: _Prepared,
+        item: Prepared,
         key: str,
         uidvalidity: int | None,
         now: datetime,
@@ -453,10 +489,10 @@ class Ingestor:
             created_at=now,
             raw_sha256=item.identity.raw_sha256,
             content_sha256=item.identity.content_sha256,
-            raw_size=item.mail.size,
+            raw_size=item.size,
             mailbox=self.mailbox,
-            uidvalidity=uidvalidity if item.mail.uid is not None else None,
-            uid=item.mail.uid,
+            uidvalidity=uidvalidity if item.uid is not None else None,
+            uid=item.uid,
             dedup_key=key,
             auth_results=parsed.auth_results,
             auto_submitted=parsed.automatic.auto_submitted,
@@ -464,23 +500,22 @@ class Ingestor:
             flag_reason="; ".join(flags) or None,
         )
 
-    def _attachments(self, message: Message, parsed: ParsedMail) -> None:
-        for part in parsed.attachments:
-            stored = self.blobs.put(part.data)
+    def _attachments(self, message: Message, item: Prepared) -> None:
+        for part in item.attachments:
             self.session.add(
                 Attachment(
                     message_id=message.id,
                     filename=part.filename,
                     content_type=part.content_type,
-                    size=stored.size,
-                    sha256=stored.sha256,
+                    size=part.size,
+                    sha256=part.sha256,
                     inline=part.inline,
                     content_id=part.content_id,
                 )
             )
 
     def _file_unfiled(
-        self, item: _Prepared, key: str, uidvalidity: int | None, now: datetime, reason: str
+        self, item: Prepared, key: str, uidvalidity: int | None, now: datetime, reason: str
     ) -> Message:
         """The least we can store: enough to find the raw message and to know why."""
         message = Message(
@@ -493,10 +528,10 @@ class Ingestor:
             created_at=now,
             raw_sha256=item.identity.raw_sha256,
             content_sha256=item.identity.content_sha256,
-            raw_size=item.mail.size,
+            raw_size=item.size,
             mailbox=self.mailbox,
-            uidvalidity=uidvalidity if item.mail.uid is not None else None,
-            uid=item.mail.uid,
+            uidvalidity=uidvalidity if item.uid is not None else None,
+            uid=item.uid,
             dedup_key=key,
             flag_reason=reason,
         )
@@ -506,7 +541,7 @@ class Ingestor:
 
     # -- acknowledgements -----------------------------------------------------------------------
 
-    def _acknowledge(self, case: Case, item: _Prepared, now: datetime) -> int | None:
+    def _acknowledge(self, case: Case, item: Prepared, now: datetime) -> int | None:
         """Queue an acknowledgement for a case this message opened, unless a guard says no."""
         parsed = item.parsed
         if not self.acknowledge or case.requester_id is None or not parsed.sender:
@@ -515,7 +550,7 @@ class Ingestor:
             return None
         if parsed.auth_results.get("dmarc") == "fail":
             return None  # a forged From: an acknowledgement would be backscatter
-        if now - item.mail.arrived_at > ACK_MAX_AGE:
+        if now - item.arrived_at > ACK_MAX_AGE:
             return None
         try:
             address = normalize_address(parsed.sender)

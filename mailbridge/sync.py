@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -42,7 +42,9 @@ from sqlalchemy.orm import Session
 from mailbridge.config import BridgeSettings, MailboxConfig
 from mailbridge.errors import MailboxUnavailable, UidValidityChanged
 from mailbridge.imap import FolderInfo, select_readonly
-from mailbridge.ingest import IncomingMail, Ingestor, Tally
+from mailbridge.ingest import Ingestor, Tally
+from mailbridge.prepare import IncomingMail
+from mailbridge.workers import Ticket
 from portal.models import MailboxState
 from portal.models.base import utcnow
 from portal.services import audit
@@ -145,18 +147,44 @@ def _fetch_new(
     bridge: BridgeSettings,
     should_stop: Callable[[], bool],
 ) -> Tally:
+    """Fetch and prepare each batch while the one before it is filed (a pipeline one deep).
+
+    Preparing a batch stores its blobs and parses it, nothing else; only filing moves the
+    cursor. A batch prepared but not filed (on a stop, or a failure) is fetched again later.
+    """
     tally = Tally()
+    waiting: tuple[Ticket, int] | None = None
+    for mails, cursor in _new_batches(client, folder, last_uid, bridge):
+        ticket = ingestor.prepare(mails)
+        if waiting is not None:
+            _file(ingestor, config, folder, *waiting, tally)
+            if should_stop():
+                return tally
+        waiting = (ticket, cursor)
+    if waiting is not None:
+        _file(ingestor, config, folder, *waiting, tally)
+    return tally
+
+
+def _file(
+    ingestor: Ingestor,
+    config: MailboxConfig,
+    folder: FolderInfo,
+    ticket: Ticket,
+    cursor: int,
+    tally: Tally,
+) -> None:
+    batch = ingestor.file_batch(ticket, uidvalidity=folder.uidvalidity, cursor_uid=cursor)
+    tally.add(batch)
+    log.info("%s: batch up to UID %s: %s", config.name, cursor, batch)
+
+
+def _new_batches(
+    client: IMAPClient, folder: FolderInfo, last_uid: int, bridge: BridgeSettings
+) -> Iterator[tuple[list[IncomingMail], int]]:
     for uids in _new_uid_windows(client, folder, last_uid, bridge.search_window):
         for chunk in _chunks(uids, bridge.batch_size):
-            for mails, cursor in _fetch_batches(client, chunk, bridge):
-                batch = ingestor.ingest_batch(
-                    mails, uidvalidity=folder.uidvalidity, cursor_uid=cursor
-                )
-                tally.add(batch)
-                log.info("%s: batch up to UID %s: %s", config.name, cursor, batch)
-                if should_stop():
-                    return tally
-    return tally
+            yield from _fetch_batches(client, chunk, bridge)
 
 
 def _new_uid_windows(
@@ -247,7 +275,7 @@ def _header(data: dict[bytes, Any] | None) -> bytes | None:
 
 def _arrival(value: Any) -> datetime:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value
+        return value.astimezone(UTC)  # not imapclient's own tzinfo, which does not pickle
     return utcnow()
 
 

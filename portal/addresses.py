@@ -7,6 +7,8 @@ mail: replies go to the address the person wrote from.
 
 from __future__ import annotations
 
+import functools
+
 from email_validator import EmailNotValidError, validate_email
 
 __all__ = ["EmailNotValidError", "canonical_address", "normalize_address", "redact"]
@@ -23,11 +25,13 @@ def normalize_address(address: str) -> str:
     return result.normalized
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_address(address: str) -> str:
     """One spelling per mailbox: lower case, no ``+tag``, and Gmail's dots and alias folded.
 
     Tolerant of addresses that fail validation (mail from the world is often odd): those are
-    only trimmed and lower-cased, so they still compare equal to themselves.
+    only trimmed and lower-cased, so they still compare equal to themselves. Remembered for
+    the last few thousand addresses: the mail bridge asks about each sender several times.
     """
     try:
         address = normalize_address(address)

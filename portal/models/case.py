@@ -35,6 +35,9 @@ def format_reference(year: int, number: int) -> str:
 
 class Case(TimestampMixin, Base):
     __tablename__ = "cases"
+    # The server defaults below are for migrations; every insert sets those columns from
+    # Python, so there is nothing to read back (on SQLite, reading back means a row at a time).
+    __mapper_args__ = {"eager_defaults": False}
     __table_args__ = (
         Index("ix_cases_team_status_due", "team", "status", "due_at"),
         # The queue order: urgent first, then by due time (see services/inbox.py), per team

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -16,8 +17,11 @@ from portal.models.case import SUMMARY_MAX_CHARS, format_reference
 from portal.models.message import Channel, Direction
 from portal.policy import ActionType, CaseKind, CaseStatus, Priority, Team, rule_for
 from portal.services import audit
+from portal.services.row_ids import RowIds
 
 log = logging.getLogger(__name__)
+
+_LOOKUP_CHUNK = 500  # addresses per IN (...), far below any database's parameter limit
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,44 @@ def find_or_create_reporter(session: Session, address: str, name: str | None = N
         session.add(reporter)
         session.flush()
     else:
-        reporter.email = address
-        reporter.name = name or reporter.name
+        _seen_again(reporter, address, name)
     return reporter
+
+
+def _seen_again(reporter: Reporter, address: str, name: str | None) -> None:
+    """Replies go to the address the person last wrote from, under the name they last gave."""
+    reporter.email = address
+    reporter.name = name or reporter.name
+
+
+class ReporterBook:
+    """:func:`find_or_create_reporter` for a batch of senders: one query for all of them, and
+    new reporters take their ids from ``ids`` instead of a flush each (the mail bridge)."""
+
+    def __init__(self, session: Session, addresses: Iterable[str], ids: RowIds) -> None:
+        self._session = session
+        self._ids = ids
+        canonical = sorted({canonical_address(a) for a in addresses if "@" in a})
+        self._known: dict[str, Reporter] = {}
+        for start in range(0, len(canonical), _LOOKUP_CHUNK):
+            chunk = canonical[start : start + _LOOKUP_CHUNK]
+            for reporter in session.scalars(
+                select(Reporter).where(Reporter.canonical_email.in_(chunk))
+            ):
+                self._known[reporter.canonical_email] = reporter
+
+    def find_or_create(self, address: str, name: str | None = None) -> Reporter:
+        canonical = canonical_address(address)
+        reporter = self._known.get(canonical)
+        if reporter is not None:
+            _seen_again(reporter, address, name)
+            return reporter
+        reporter = Reporter(
+            id=self._ids.take(Reporter), canonical_email=canonical, email=address, name=name
+        )
+        self._session.add(reporter)
+        self._known[canonical] = reporter
+        return reporter
 
 
 def assign_reference(case: Case) -> str:
@@ -157,6 +196,8 @@ def open_mail_case(
     linked_reference: str | None = None,
     actor: str = "mailbridge",
     now: datetime | None = None,
+    ids: RowIds | None = None,
+    reporters: ReporterBook | None = None,
 ) -> Case:
     """Open an inquiry for mail that belongs to no case yet, in the queue of its mailbox.
 
@@ -165,13 +206,19 @@ def open_mail_case(
     named but may not join (a stranger quoting a reference, another team's case); staff
     decide whether the two belong together. ``actor`` is who opens it for the audit trail:
     the bridge, or ``staff:<id>`` releasing mail from quarantine. The caller adds the message
-    and commits.
+    and commits. With ``ids`` and ``reporters`` (a batch holding the write lock), nothing is
+    flushed: the case and a new reporter are named up front and inserted with the batch.
     """
     now = now or utcnow()
-    reporter = (
-        find_or_create_reporter(session, sender, sender_name) if sender and "@" in sender else None
-    )
+    reporter: Reporter | None = None
+    if sender and "@" in sender:
+        reporter = (
+            reporters.find_or_create(sender, sender_name)
+            if reporters is not None
+            else find_or_create_reporter(session, sender, sender_name)
+        )
     case = Case(
+        id=ids.take(Case) if ids is not None else None,
         kind=CaseKind.INQUIRY,
         action=None,
         team=team,
@@ -186,7 +233,8 @@ def open_mail_case(
         updated_at=now,
     )
     session.add(case)
-    session.flush()
+    if case.id is None:
+        session.flush()
     assign_reference(case)
     if reporter is not None:
         session.add(CaseParty(case_id=case.id, address=reporter.canonical_email, role="requester"))
