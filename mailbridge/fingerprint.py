@@ -46,7 +46,7 @@ TRACE_HEADERS = frozenset(
         b"x-gm-thrid",
     }
 )
-_MBOX_QUOTED = re.compile(rb"^>(>*From )")
+_MBOX_QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
 
 
 def content_fingerprint(raw: bytes) -> str:
@@ -60,7 +60,9 @@ def content_fingerprint(raw: bytes) -> str:
     for line in sorted(_author_headers(head)):
         digest.update(line + b"\n")
     digest.update(b"\n")
-    body_lines = [_MBOX_QUOTED.sub(rb"\1", line).rstrip() for line in body.split(b"\n")]
+    if body.startswith(b">") or b"\n>" in body:  # the regex is slow; most mail has no quoting
+        body = _MBOX_QUOTED.sub(rb"\1", body)
+    body_lines = [line.rstrip() for line in body.split(b"\n")]
     digest.update(b"\n".join(body_lines).rstrip(b"\n"))
     return digest.hexdigest()
 

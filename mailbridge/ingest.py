@@ -47,7 +47,12 @@ from mailbridge.errors import BridgeFault
 from mailbridge.prepare import IncomingMail, Prepared
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
 from mailbridge.workers import Ticket, default_workers, submit
-from portal.addresses import EmailNotValidError, canonical_address, normalize_address
+from portal.addresses import (
+    EmailNotValidError,
+    canonical_address,
+    normalize_address,
+    remember_canonical,
+)
 from portal.config import Settings
 from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
@@ -56,9 +61,9 @@ from portal.policy import Team, legally_open_channel
 from portal.services.abuse import locked_out_addresses
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
+from portal.services.bulk import RowIds, insert_new_rows
 from portal.services.cases import ReporterBook, open_mail_case
 from portal.services.outbound import deliver_due
-from portal.services.row_ids import RowIds
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +168,11 @@ class Ingestor:
         self, ticket: Ticket, *, uidvalidity: int | None = None, cursor_uid: int | None = None
     ) -> Tally:
         """File a prepared batch and move the cursor in one commit, then send acks."""
-        tally, ack_ids = self._commit(ticket.result(), uidvalidity, cursor_uid)
+        prepared = ticket.result()
+        for item in prepared:
+            if item.parsed.sender and item.canonical_sender:
+                remember_canonical(item.parsed.sender, item.canonical_sender)
+        tally, ack_ids = self._commit(prepared, uidvalidity, cursor_uid)
         self.session.expunge_all()
         self._send(ack_ids)
         return tally
@@ -188,6 +197,7 @@ class Ingestor:
                     "%s: the batch could not be filed in one go (%s); filing it message by message",
                     self.mailbox,
                     type(exc).__name__,
+                    exc_info=True,
                 )
         for attempt in (1, 2):
             try:
@@ -265,6 +275,8 @@ class Ingestor:
         self._locked = locked_out_addresses(self.session, senders, now)
         for item in prepared:
             self._file_one(item, batch)
+        if ids is not None:
+            insert_new_rows(self.session, ids)
         if cursor_uid is not None:
             state = self.session.scalars(
                 select(MailboxState).where(MailboxState.name == self.mailbox)

@@ -130,7 +130,11 @@ class _Headers:
 
     def __init__(self, msg: EmailMessage | None, raw: bytes) -> None:
         self.msg = msg
-        self.raw = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+        self.raw: Message | _RawHeaders = (
+            BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+            if msg is None
+            else _RawHeaders(msg)
+        )
 
     def values(self, name: str) -> list[str]:
         """Raw values, top-most first (encoded words left as they are)."""
@@ -169,6 +173,27 @@ class _Headers:
         if pairs:
             return pairs
         return [("", a) for value in raw_values for a in addresses_in(value)]
+
+
+class _RawHeaders:
+    """The top-level headers as ``compat32`` gives them, from a message already parsed.
+
+    Both policies keep a header's source text the same way (``header_source_parse``), so
+    reading the stored values back through ``compat32`` answers what a second, header-only
+    ``compat32`` parse would, without parsing the headers twice (a quarter of parse time).
+    """
+
+    def __init__(self, msg: EmailMessage) -> None:
+        self._items = list(msg.raw_items())
+
+    def get_all(self, name: str) -> list[Any] | None:
+        wanted = name.lower()
+        found = [
+            policy.compat32.header_fetch_parse(key, value)
+            for key, value in self._items
+            if key.lower() == wanted
+        ]
+        return found or None
 
 
 def _raw_text(value: object) -> str:

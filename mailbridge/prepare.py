@@ -20,6 +20,7 @@ from mailbridge.dedup import Identity
 from mailbridge.errors import BridgeFault
 from mailbridge.fingerprint import content_fingerprint
 from mailbridge.parse import ParsedMail, parse_headers_only, parse_mail
+from portal.addresses import canonical_address
 from portal.storage import BatchBlobStore, sha256_hex
 
 
@@ -57,6 +58,11 @@ class Prepared:
     parsed: ParsedMail  # with ``attachments`` emptied: their bytes are in the blob store
     identity: Identity
     attachments: list[StoredAttachment] = field(default_factory=list)
+    canonical_sender: str | None = None  # worked out here, where CPU is to spare
+
+    def __post_init__(self) -> None:
+        if self.parsed.sender and self.canonical_sender is None:
+            self.canonical_sender = canonical_address(self.parsed.sender)
 
 
 def prepare_batch(

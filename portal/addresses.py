@@ -7,11 +7,15 @@ mail: replies go to the address the person wrote from.
 
 from __future__ import annotations
 
-import functools
-
 from email_validator import EmailNotValidError, validate_email
 
-__all__ = ["EmailNotValidError", "canonical_address", "normalize_address", "redact"]
+__all__ = [
+    "EmailNotValidError",
+    "canonical_address",
+    "normalize_address",
+    "redact",
+    "remember_canonical",
+]
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -25,7 +29,6 @@ def normalize_address(address: str) -> str:
     return result.normalized
 
 
-@functools.lru_cache(maxsize=4096)
 def canonical_address(address: str) -> str:
     """One spelling per mailbox: lower case, no ``+tag``, and Gmail's dots and alias folded.
 
@@ -33,6 +36,26 @@ def canonical_address(address: str) -> str:
     only trimmed and lower-cased, so they still compare equal to themselves. Remembered for
     the last few thousand addresses: the mail bridge asks about each sender several times.
     """
+    canonical = _CANONICAL.get(address)
+    if canonical is None:
+        canonical = _canonical(address)
+        remember_canonical(address, canonical)
+    return canonical
+
+
+def remember_canonical(address: str, canonical: str) -> None:
+    """Note what :func:`canonical_address` gives for ``address``, worked out elsewhere (the
+    mail bridge's worker processes do it while parsing)."""
+    if len(_CANONICAL) >= _CANONICAL_MAX:
+        _CANONICAL.clear()
+    _CANONICAL[address] = canonical
+
+
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 8192
+
+
+def _canonical(address: str) -> str:
     try:
         address = normalize_address(address)
     except EmailNotValidError:

@@ -10,10 +10,13 @@ commit, and store it again on the next run.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
+import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +105,11 @@ class BatchBlobStore(BlobStore):
     """A blob store whose writes become durable together, in :meth:`sync`.
 
     The mail bridge stores every raw message and attachment of a batch, then commits the batch.
-    Two fsyncs per blob, one after the other, were half of its time; here the batch's files are
-    fsynced in parallel (the file system's journal then commits them together), renamed into
-    place and their directories fsynced, all before the database commit. The guarantee is the
-    same as :meth:`BlobStore.put`: every blob a committed row names is on disk.
+    Two fsyncs per blob, one after the other, were half of its time. Here, on Linux, the
+    batch's files are written, the file system is flushed once (``syncfs``), the files are
+    renamed into place and the file system is flushed again; elsewhere the files are fsynced in
+    parallel, renamed and their directories fsynced. Either way the guarantee is the same as
+    :meth:`BlobStore.put`: every blob a committed row names is on disk, whole.
     """
 
     _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="blob-fsync")
@@ -113,28 +117,43 @@ class BatchBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self._pending: dict[str, tuple[Path, Path]] = {}
+        self._directories: set[Path] = set()  # known to exist
 
     def put(self, data: bytes) -> StoredBlob:
         digest = sha256_hex(data)
         path = self.path_for(digest)
-        if digest in self._pending or (path.is_file() and path.stat().st_size == len(data)):
+        if digest in self._pending or _has_size(path, len(data)):
             return StoredBlob(digest, len(data))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if path.parent not in self._directories:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._directories.add(path.parent)
+        # Named by hash and process rather than at random (tempfile's names cost more than
+        # the write); a leftover of a crash under the same name is simply replaced.
+        tmp_name = path.parent / f".tmp-{digest}-{os.getpid()}"
         try:
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
             with os.fdopen(fd, "wb") as tmp:
                 tmp.write(data)
-            os.chmod(tmp_name, _FILE_MODE)
+            os.chmod(tmp_name, _FILE_MODE)  # whatever the umask or a leftover's mode
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp_name.unlink(missing_ok=True)
             raise
-        self._pending[digest] = (Path(tmp_name), path)
+        self._pending[digest] = (tmp_name, path)
         return StoredBlob(digest, len(data))
 
     def sync(self) -> None:
         """Make every pending blob durable: call before committing rows that name them."""
         pending = list(self._pending.values())
         if not pending:
+            return
+        if _SYNCFS is not None:
+            # One flush of the whole file system instead of a few hundred fsyncs: first the
+            # files' bytes, then (after the renames) the directory entries.
+            _syncfs(self.root)
+            for tmp, path in pending:
+                os.replace(tmp, path)
+            _syncfs(self.root)
+            self._pending.clear()
             return
         list(self._pool.map(_fsync_file, [tmp for tmp, _ in pending]))
         for tmp, path in pending:
@@ -151,6 +170,44 @@ class BatchBlobStore(BlobStore):
         for tmp, _ in self._pending.values():
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+
+
+def _has_size(path: Path, size: int) -> bool:
+    """Whether a complete blob is there already (one stat, not two)."""
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)``, which Python's ``os`` module does not offer; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(directory: Path) -> None:
+    """Flush the file system holding ``directory``; raises OSError as fsync would (Linux
+    reports write-back errors from syncfs since 5.8)."""
+    if _SYNCFS is None:
+        raise RuntimeError("syncfs is not available here")
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    finally:
+        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:

@@ -55,9 +55,14 @@ def record(
     """Append an event. ``details`` must hold references and values, never addresses or bodies."""
     details = details or {}
     created_at = (now or utcnow()).replace(microsecond=0)
-    prev_hash = session.info.get(_LAST_HASH) or session.scalar(
-        select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1)
-    )
+    prev_hash = session.info.get(_LAST_HASH)
+    if prev_hash is None:
+        # No autoflush: every event pending in this session came through here and left its
+        # hash in session.info, so there is nothing to flush that this SELECT must see.
+        with session.no_autoflush:
+            prev_hash = session.scalar(
+                select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1)
+            )
     event = AuditEvent(
         case_id=case_id,
         actor=actor,
