@@ -102,7 +102,7 @@ class BridgeSettings:
     """The bridge's tunables, from ``app.config`` (``PORTAL_MAIL_*``) with safe defaults."""
 
     max_bytes: int = MAX_BYTES_DEFAULT
-    batch_size: int = 50
+    batch_size: int = 200
     batch_bytes: int = 32 * 1024 * 1024
     search_window: int = 5_000
     poll_seconds: float = 60.0

@@ -184,16 +184,15 @@ class _RawHeaders:
     """
 
     def __init__(self, msg: EmailMessage) -> None:
-        self._items = list(msg.raw_items())
+        self._by_name: dict[str, list[tuple[str, str]]] = {}
+        for key, value in msg.raw_items():
+            self._by_name.setdefault(key.lower(), []).append((key, value))
 
     def get_all(self, name: str) -> list[Any] | None:
-        wanted = name.lower()
-        found = [
-            policy.compat32.header_fetch_parse(key, value)
-            for key, value in self._items
-            if key.lower() == wanted
-        ]
-        return found or None
+        found = self._by_name.get(name.lower())
+        if not found:
+            return None
+        return [policy.compat32.header_fetch_parse(key, value) for key, value in found]
 
 
 def _raw_text(value: object) -> str:
@@ -245,18 +244,13 @@ def _recipients(headers: _Headers) -> list[str]:
 
 def _sent_at(headers: _Headers, arrived_at: datetime) -> datetime:
     """The Date header in UTC; the arrival time when it is missing, unparseable or absurd."""
-    value: datetime | None = None
-    if headers.msg is not None:
-        try:
-            value = getattr(headers.msg.get("Date"), "datetime", None)
-        except Exception:
-            value = None
-    if value is None:
-        raw = headers.first("Date")
-        try:
-            value = parsedate_to_datetime(raw) if raw else None
-        except (TypeError, ValueError, IndexError):
-            value = None
+    # The raw header straight to parsedate_to_datetime: what policy.default's DateHeader does
+    # too, without building the parse tree we would throw away.
+    raw = headers.first("Date")
+    try:
+        value = parsedate_to_datetime(raw) if raw else None
+    except (TypeError, ValueError, IndexError):
+        value = None
     if value is None:
         return arrived_at
     if value.tzinfo is None:  # "-0000": the zone is unknown (RFC 5322 3.3); read it as UTC

@@ -52,6 +52,9 @@ from portal.services import audit
 log = logging.getLogger(__name__)
 
 MAX_RESYNCS = 3
+# Batches being prepared (mailbridge.workers) while the oldest is filed: two keep the workers
+# busy while this process files, whatever the order in which each side finishes.
+PIPELINE_DEPTH = 2
 RESYNC_WINDOW_SECONDS = 3600.0
 HEADER_LIMIT = 65_536  # the part of an oversized message's header we fetch
 _META = [b"RFC822.SIZE", b"INTERNALDATE"]
@@ -147,22 +150,24 @@ def _fetch_new(
     bridge: BridgeSettings,
     should_stop: Callable[[], bool],
 ) -> Tally:
-    """Fetch and prepare each batch while the one before it is filed (a pipeline one deep).
+    """Fetch and prepare batches ahead while earlier ones are filed (``PIPELINE_DEPTH`` ahead).
 
     Preparing a batch stores its blobs and parses it, nothing else; only filing moves the
-    cursor. A batch prepared but not filed (on a stop, or a failure) is fetched again later.
+    cursor, and batches are filed in order. Batches prepared but not filed (on a stop, or a
+    failure) are fetched again later.
     """
     tally = Tally()
-    waiting: tuple[Ticket, int] | None = None
+    waiting: deque[tuple[Ticket, int]] = deque()
     for mails, cursor in _new_batches(client, folder, last_uid, bridge):
-        ticket = ingestor.prepare(mails)
-        if waiting is not None:
-            _file(ingestor, config, folder, *waiting, tally)
+        waiting.append((ingestor.prepare(mails), cursor))
+        if len(waiting) > PIPELINE_DEPTH:
+            _file(ingestor, config, folder, *waiting.popleft(), tally)
             if should_stop():
                 return tally
-        waiting = (ticket, cursor)
-    if waiting is not None:
-        _file(ingestor, config, folder, *waiting, tally)
+    while waiting:
+        _file(ingestor, config, folder, *waiting.popleft(), tally)
+        if should_stop() and waiting:
+            return tally
     return tally
 
 

@@ -1,65 +1,19 @@
-"""The Office Actions Portal: ``create_app`` wires configuration, extensions and blueprints."""
+"""The Office Actions Portal. ``create_app`` (in ``portal.app``) builds the web app.
+
+Importing the package itself stays cheap: the mail bridge's worker processes import only
+what parsing needs (``portal.text``, ``portal.sanitize``, ...), not Flask and SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from flask import Flask
-
-from portal import database, search  # noqa: F401  (SQLite pragmas; FTS5 DDL for create_all)
-from portal.config import configure
-from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["create_app"]
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask(
-        __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        instance_path=str(PROJECT_ROOT / "instance"),
-    )
-    configure(app, config)
-    _configure_logging(app)
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from portal.app import create_app
 
-    db.init_app(app)
-    migrate.init_app(
-        app,
-        db,
-        directory=str(PROJECT_ROOT / "migrations"),
-        render_as_batch=True,
-        compare_type=True,
-    )
-    csrf.init_app(app)
-    mail.init_app(app)
-    limiter.init_app(app)
-    login_manager.init_app(app)
-
-    from portal import errors, security
-    from portal.cli import register_cli
-    from portal.public import bp as public_bp
-    from portal.staff import bp as staff_bp
-
-    app.register_blueprint(public_bp)
-    app.register_blueprint(staff_bp)
-    errors.register(app)
-    security.register(app)
-    register_cli(app)
-    return app
-
-
-def _configure_logging(app: Flask) -> None:
-    """Our loggers speak at INFO unless told otherwise; Flask's handler prints them."""
-    level = app.config.get("LOG_LEVEL", "INFO")
-    for name in ("portal", "mailbridge"):
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        if not logger.handlers and not logging.getLogger().handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-            )
-            logger.addHandler(handler)
+        return create_app
+    raise AttributeError(f"module 'portal' has no attribute {name!r}")
