@@ -34,6 +34,9 @@ class Measured:
     seconds: float
     max_rss_kb: int
     log: Path
+    # Its own peak plus that of every process it started (the bridge's parsing workers): a
+    # sum of high-water marks, so pages the processes share are counted in each.
+    tree_rss_kb: int = 0
 
     def tail(self, lines: int = 20) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -96,21 +99,51 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None  # a zombie: no memory left to report
 
 
-def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-    """Wait for ``proc`` (at most ``timeout`` s, then kill it); returns (exit status, peak RSS KB).
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(OSError, ValueError),
+                open(f"/proc/{pid}/task/{task}/children") as children,
+            ):
+                found += [int(child) for child in children.read().split()]
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += _children(child)
+    return found
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, int]:
+    """Wait for ``proc`` (at most ``timeout`` s, then kill it); returns (exit status, peak RSS
+    KB, peak RSS KB of it and its descendants).
 
     Polls every 2 ms, so the wall time measured around it is exact to that; the peak RSS is
-    the last ``VmHWM`` seen (a high-water mark only grows).
+    the last ``VmHWM`` seen (a high-water mark only grows). Descendants are looked up every
+    50 ms: they are the bridge's long-lived workers, and their high-water marks keep.
     """
     deadline = time.monotonic() + timeout
     peak = 0
+    others: dict[int, int] = {}
+    polls = 0
     while True:
         peak = max(peak, vm_hwm_kb(proc.pid) or 0)
+        if polls % 25 == 0:
+            for child in _descendants(proc.pid):
+                others[child] = max(others.get(child, 0), vm_hwm_kb(child) or 0)
+        polls += 1
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             # ru_maxrss only when the process ended before the first look (it overstates).
-            return proc.returncode, peak or int(usage.ru_maxrss)
+            own = peak or int(usage.ru_maxrss)
+            return proc.returncode, own, own + sum(others.values())
         if time.monotonic() > deadline:
             kill(proc)
             raise TimeoutError(f"{proc.args!r} did not finish within {timeout:.0f} s")
@@ -129,8 +162,8 @@ def measure(
     """Run ``cmd`` to completion: exit status, wall time (start to exit) and its peak RSS."""
     started = time.perf_counter()
     proc = reaper.start(cmd, env, log, stdout)
-    returncode, rss = reap(proc, timeout)
-    return Measured(returncode, time.perf_counter() - started, rss, log)
+    returncode, rss, tree_rss = reap(proc, timeout)
+    return Measured(returncode, time.perf_counter() - started, rss, log, tree_rss)
 
 
 def flask_cmd(*args: str) -> list[str]:

@@ -94,7 +94,7 @@ def _mtime(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
-def import_path(path: Path, ingestor: Ingestor, *, batch_size: int = 50) -> Tally:
+def import_path(path: Path, ingestor: Ingestor, *, batch_size: int = 200) -> Tally:
     """File everything at ``path`` into the ingestor's mailbox, one commit per batch."""
     tally = Tally()
     batch: list[IncomingMail] = []
