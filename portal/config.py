@@ -120,6 +120,9 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     config["SQLALCHEMY_DATABASE_URI"] = config.get("SQLALCHEMY_DATABASE_URI") or (
         config["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}"
     )
+    # A failed statement's message must not carry its values into the logs: they are mail
+    # bodies, addresses and password hashes.
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("hide_parameters", True)
     config["OUTBOX_DIR"] = config["OUTBOX_DIR"] or str(instance / "outbox")
     config["BLOB_DIR"] = config["BLOB_DIR"] or str(instance / "blobs")
     config["SECRET_KEY"] = config["SECRET_KEY"] or _instance_secret(instance)

@@ -61,3 +61,9 @@ def test_a_good_batch_commits_messages_and_cursor_together(app: Flask) -> None:
     db.session.rollback()
     assert db.session.scalar(select(func.count(Message.id))) == 3
     assert db.session.scalars(select(MailboxState)).one().last_uid == 3
+
+
+def test_a_failed_statement_logs_no_mail_content(app: Flask) -> None:
+    """The bridge logs why a batch could not be filed in one go, with the traceback; the
+    statement's values (bodies, addresses) must not be in it."""
+    assert db.engine.hide_parameters
