@@ -21,7 +21,7 @@ filed the same mail first, the commit fails, the batch is rolled back and filed 
 step 2 then finds the other bridge's rows.
 
 On SQLite, whose write lock the batch holds from its first statement, the batch is filed in
-one go: ids are handed out up front (``portal.services.row_ids``) and every row is written in
+one go: ids are handed out up front (``portal.services.bulk``) and every row is written in
 one flush, a statement per table. Anything that goes wrong there sends the batch round again,
 message by message: each message is then filed inside a savepoint, and if filing it fails for
 a reason of ours (a bug, a value the database refuses), the savepoint is rolled back and the

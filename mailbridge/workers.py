@@ -84,19 +84,25 @@ def submit(
     }
     if workers < 1 or len(mails) < MIN_PARALLEL:
         return Ticket(mails, options, [], done=prepare_batch(mails, **options))  # type: ignore[arg-type]
-    pool = _shared_pool(workers)
     size = -(-len(mails) // workers)  # ceiling: one chunk per worker
-    futures = [
-        pool.submit(prepare_batch, list(mails[start : start + size]), **options)
-        for start in range(0, len(mails), size)
-    ]
+    try:
+        pool = _shared_pool(workers)
+        futures = [
+            pool.submit(prepare_batch, list(mails[start : start + size]), **options)
+            for start in range(0, len(mails), size)
+        ]
+    except BrokenProcessPool:  # a worker died since the last batch: a fresh pool next time
+        log.warning("a mail-preparing worker died; preparing this batch in the main process")
+        _discard_pool()
+        return Ticket(mails, options, [], done=prepare_batch(mails, **options))  # type: ignore[arg-type]
     return Ticket(mails, options, futures)
 
 
 def _shared_pool(workers: int) -> ProcessPoolExecutor:
     global _pool, _pool_size
     with _lock:
-        if _pool is None or _pool_size != workers:
+        broken = _pool is not None and getattr(_pool, "_broken", False)
+        if _pool is None or _pool_size != workers or broken:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             context = multiprocessing.get_context("forkserver")

@@ -6,6 +6,7 @@ Real servers (Dovecot, SMTP, Chromium) come from ``tests/servers/fixtures.py``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from portal import create_app
@@ -91,3 +93,18 @@ def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any
     """Submit a form the way a browser does: load the page, then post with its CSRF token."""
     page = client.get(url)
     return client.post(url, data={**data, "csrf_token": csrf_token(page)}, **kwargs)
+
+
+@pytest.fixture
+def inserts(app: Flask) -> Iterator[Counter[str]]:
+    """INSERT statements sent to the database, by table (an executemany counts once)."""
+    counts: Counter[str] = Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        words = statement.split()
+        if len(words) > 2 and words[0].upper() == "INSERT" and words[1].upper() == "INTO":
+            counts[words[2].strip('"')] += 1
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    yield counts
+    event.remove(db.engine, "before_cursor_execute", count)

@@ -18,6 +18,7 @@ out never meet an id the database picked.
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 from sqlalchemy import Integer, func, inspect, select
@@ -83,7 +84,11 @@ def insert_new_rows(session: Session, ids: RowIds) -> None:
         by_table.setdefault(state.mapper, []).append(_values(state.dict, state.mapper))
     connection = session.connection()
     for mapper, rows in by_table.items():
-        connection.execute(mapper.local_table.insert(), rows)
+        # One statement per set of columns given: an executemany takes its columns from the
+        # first row, so rows leaving out a different column must not share it. With every
+        # column given (see _values) that is one statement per table.
+        for _columns, group in itertools.groupby(rows, key=lambda values: tuple(values)):
+            connection.execute(mapper.local_table.insert(), list(group))
     session.flush()
 
 
@@ -97,7 +102,11 @@ def _values(given: dict[str, Any], mapper: Any) -> dict[str, Any]:
     for attr in mapper.column_attrs:
         column = attr.columns[0]
         value = given.get(attr.key)
-        if value is None:  # as a flush does: None means the column's default
+        # As a flush does: None means the column's default, except for a type that stores
+        # None as a value of its own (JSON's null).
+        if value is None and not (
+            attr.key in given and getattr(column.type, "should_evaluate_none", False)
+        ):
             value = _default(column)
         if value is not _ABSENT:
             values[column.key] = value
@@ -129,8 +138,9 @@ def _before_flush(session: Session, *args: object) -> None:
         ids.name_new_rows(list(session.new))
 
 
-@sa_event.listens_for(Session, "after_commit")
-@sa_event.listens_for(Session, "after_rollback")
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _end_of_transaction(session: Session, *args: object) -> None:
-    session.info.pop(_KEY, None)
+@sa_event.listens_for(Session, "after_transaction_end")
+def _end_of_transaction(session: Session, transaction: Any) -> None:
+    # Only the outermost transaction: a savepoint's end (which SQLAlchemy 2.1 also reports as
+    # a commit or rollback) leaves the write lock, and so the ids, in place.
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)
