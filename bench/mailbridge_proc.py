@@ -34,8 +34,8 @@ class Measured:
     seconds: float
     max_rss_kb: int
     log: Path
-    # Its own peak plus that of every process it started (the bridge's parsing workers): a
-    # sum of high-water marks, so pages the processes share are counted in each.
+    # The peak of its RSS plus that of every process it started (the bridge's parsing
+    # workers), summed at each look; pages the processes share are counted in each.
     tree_rss_kb: int = 0
 
     def tail(self, lines: int = 20) -> str:
@@ -87,12 +87,13 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
             proc.wait(timeout=10)
 
 
-def vm_hwm_kb(pid: int) -> int | None:
-    """The peak resident set size of a running process in KB, or None once it has exited."""
+def vm_hwm_kb(pid: int, field: bytes = b"VmHWM:") -> int | None:
+    """The peak (or with ``field=b"VmRSS:"`` the current) resident set size of a running
+    process in KB, or None once it has exited."""
     try:
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
-                if line.startswith(b"VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
@@ -125,25 +126,25 @@ def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, int]:
     KB, peak RSS KB of it and its descendants).
 
     Polls every 2 ms, so the wall time measured around it is exact to that; the peak RSS is
-    the last ``VmHWM`` seen (a high-water mark only grows). Descendants are looked up every
-    50 ms: they are the bridge's long-lived workers, and their high-water marks keep.
+    the last ``VmHWM`` seen (a high-water mark only grows). Every 50 ms the current RSS of
+    the process and all its descendants (the bridge's workers) is summed; the largest sum is
+    the third value.
     """
     deadline = time.monotonic() + timeout
-    peak = 0
-    others: dict[int, int] = {}
+    peak = tree_peak = 0
     polls = 0
     while True:
         peak = max(peak, vm_hwm_kb(proc.pid) or 0)
         if polls % 25 == 0:
-            for child in _descendants(proc.pid):
-                others[child] = max(others.get(child, 0), vm_hwm_kb(child) or 0)
+            tree = [proc.pid, *_descendants(proc.pid)]
+            tree_peak = max(tree_peak, sum(vm_hwm_kb(pid, b"VmRSS:") or 0 for pid in tree))
         polls += 1
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             # ru_maxrss only when the process ended before the first look (it overstates).
             own = peak or int(usage.ru_maxrss)
-            return proc.returncode, own, own + sum(others.values())
+            return proc.returncode, own, max(tree_peak, own)
         if time.monotonic() > deadline:
             kill(proc)
             raise TimeoutError(f"{proc.args!r} did not finish within {timeout:.0f} s")
