@@ -22,6 +22,7 @@ from mailbridge.errors import BridgeFault, MailboxConfigError
 from mailbridge.imap import CONNECTION_ERRORS, session
 from mailbridge.importers import ImportSourceError, import_path
 from mailbridge.ingest import Ingestor
+from mailbridge.lease import Holder, MailboxLeased, give_back
 from mailbridge.runner import StopFlag, Watcher, run_forever, stop_on_signals
 from mailbridge.sync import ResyncGuard, sync_folder
 from portal.config import get_settings
@@ -51,6 +52,7 @@ def _ingestor(name: str, *, acknowledge: bool) -> Ingestor:
         acknowledge=acknowledge,
         authserv_id=bridge.authserv_id,
         workers=bridge.workers,
+        holder=Holder.this_process(bridge.lease_seconds),
     )
 
 
@@ -85,7 +87,20 @@ def _sync_one(config: MailboxConfig, bridge: BridgeSettings) -> str:
             f"{config.name}: lost the connection to {config.where} ({type(exc).__name__}); "
             "what was filed before is kept"
         ) from None
+    finally:
+        _give_back(config.name, ingestor.holder)
     return f"{config.name}: {tally}"
+
+
+def _give_back(mailbox: str, holder: Holder) -> None:
+    """Release the mailbox's lease; never in the way of the error that ended the sync (if the
+    database is what failed, the lease runs out, or a restart here takes it over)."""
+    db.session.rollback()
+    try:
+        give_back(db.session, mailbox, holder)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.debug("%s: lease not given back (database error)", mailbox)
 
 
 @cli.command("sync")
@@ -98,6 +113,8 @@ def sync_command(once: bool, mailbox: str | None) -> None:
     for config in _mailboxes(mailbox):
         try:
             click.echo(_sync_one(config, bridge))
+        except MailboxLeased as exc:  # another bridge is on it: nothing wrong
+            click.echo(str(exc))
         except BridgeFault as exc:
             failed = True
             click.echo(str(exc), err=True)  # "ca: login refused by imap://host:143/INBOX"
@@ -121,8 +138,12 @@ def run_command(mailbox: str | None) -> None:
     stop = StopFlag()
     names = ", ".join(watcher.config.name for watcher in watchers)
     log.info("mail bridge watching %s (poll %.0f s)", names, bridge.poll_seconds)
-    with stop_on_signals(stop):
-        run_forever(watchers, db.session, get_settings(), bridge, stop)
+    try:
+        with stop_on_signals(stop):
+            run_forever(watchers, db.session, get_settings(), bridge, stop)
+    finally:
+        for watcher in watchers:
+            _give_back(watcher.config.name, watcher.ingestor.holder)
 
 
 @cli.command("import")

@@ -21,6 +21,9 @@ from mailbridge.errors import MailboxConfigError
 from portal.config import Settings
 from portal.policy import Team
 
+# How long a bridge's hold on a mailbox lasts without renewal (mailbridge.lease).
+LEASE_SECONDS_DEFAULT = 900.0
+
 # Mailbox name -> the team whose queue it feeds.
 MAILBOX_TEAMS: dict[str, Team] = {"ca": Team.TRUST_SAFETY, "appeals": Team.APPEALS}
 DEFAULT_PORTS = {"imap": 143, "imaps": 993}
@@ -112,6 +115,7 @@ class BridgeSettings:
     outbound_every_seconds: float = 15.0
     authserv_id: str | None = None
     workers: int | None = None  # processes preparing mail; None: one per core (at least 2)
+    lease_seconds: float = LEASE_SECONDS_DEFAULT
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BridgeSettings:
@@ -128,6 +132,9 @@ class BridgeSettings:
             imap_timeout=number("MAIL_IMAP_TIMEOUT", cls.imap_timeout),
             reconnect_max_seconds=number("MAIL_RECONNECT_MAX_SECONDS", cls.reconnect_max_seconds),
             authserv_id=config.get("MAIL_AUTHSERV_ID") or None,
+            lease_seconds=max(
+                number("MAIL_LEASE_SECONDS", cls.lease_seconds), IDLE_MAX_SECONDS + 60
+            ),
             workers=(
                 None
                 if config.get("MAIL_WORKERS") in (None, "")

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from mailbridge.charsets import one_line
 from mailbridge.dedup import KnownRows
 from mailbridge.errors import BridgeFault
+from mailbridge.lease import Holder, renew
 from mailbridge.prepare import IncomingMail, Prepared
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
 from mailbridge.workers import Ticket, default_workers, submit
@@ -126,6 +127,7 @@ class Ingestor:
         acknowledge: bool,
         authserv_id: str | None = None,
         workers: int | None = None,
+        holder: Holder | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -135,6 +137,7 @@ class Ingestor:
         self.acknowledge = acknowledge
         self.authserv_id = authserv_id
         self.workers = default_workers() if workers is None else workers
+        self.holder = holder or Holder.this_process()  # of the mailbox's lease
         self._locked: set[str] = set()  # canonical senders locked out, looked up per batch
         self.role_addresses = frozenset(
             canonical_address(address)
@@ -283,6 +286,7 @@ class Ingestor:
             ).one()
             state.uidvalidity = uidvalidity
             state.last_uid = max(state.last_uid, cursor_uid)
+            renew(state, self.holder, now)
         return batch.tally, batch.ack_ids
 
     def _known(self, prepared: Sequence[Prepared], uidvalidity: int | None) -> KnownRows:

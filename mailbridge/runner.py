@@ -34,6 +34,7 @@ from mailbridge.config import BridgeSettings, MailboxConfig
 from mailbridge.errors import BridgeFault
 from mailbridge.imap import CONNECTION_ERRORS, Idler, close, connect
 from mailbridge.ingest import Ingestor
+from mailbridge.lease import MailboxLeased
 from mailbridge.sync import ResyncGuard, sync_folder
 from portal.config import Settings
 from portal.services.outbound import deliver_due
@@ -97,6 +98,8 @@ class Watcher:
             return
         try:
             self._step(now, should_stop)
+        except MailboxLeased as exc:
+            self._wait_for_lease(exc)
         except _FAILURES as exc:
             self._fail(exc)
 
@@ -148,6 +151,13 @@ class Watcher:
         if self.client is None or self.idler is None or not self.idler.active:
             return None
         return self.client.socket()
+
+    def _wait_for_lease(self, exc: MailboxLeased) -> None:
+        """Another bridge has the mailbox: look again after a poll interval, quietly."""
+        self.session.rollback()
+        self.disconnect()
+        self.retry_at = time.monotonic() + self.bridge.poll_seconds
+        log.info("%s; looking again in %.0f s", exc, self.bridge.poll_seconds)
 
     def _fail(self, exc: BaseException) -> None:
         self.session.rollback()

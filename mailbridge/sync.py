@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailbridge import lease
 from mailbridge.config import BridgeSettings, MailboxConfig
 from mailbridge.errors import MailboxUnavailable, UidValidityChanged
 from mailbridge.imap import FolderInfo, select_readonly
@@ -93,6 +94,8 @@ def sync_folder(
 ) -> Tally:
     """Select, check UIDVALIDITY, and file every new message. Returns the counts."""
     folder = select_readonly(client, config)
+    _ensure_state(session, config.name, folder)
+    lease.take(session, config.name, ingestor.holder, utcnow())  # or MailboxLeased
     try:
         last_uid = _check_uidvalidity(session, config.name, folder)
     except UidValidityChanged as changed:
@@ -101,18 +104,21 @@ def sync_folder(
     return _fetch_new(client, config, ingestor, folder, last_uid, bridge, should_stop)
 
 
+def _ensure_state(session: Session, mailbox: str, folder: FolderInfo) -> None:
+    """The mailbox's cursor row, created on its first sync (it also carries the lease)."""
+    if session.scalars(select(MailboxState.id).where(MailboxState.name == mailbox)).first():
+        session.rollback()
+        return
+    session.add(MailboxState(name=mailbox, uidvalidity=folder.uidvalidity, last_uid=0))
+    try:
+        session.commit()
+    except IntegrityError:  # another bridge created it a moment ago
+        session.rollback()
+
+
 def _check_uidvalidity(session: Session, mailbox: str, folder: FolderInfo) -> int:
     """The cursor to continue from; raises :class:`UidValidityChanged` when it is void."""
-    state = session.scalars(select(MailboxState).where(MailboxState.name == mailbox)).first()
-    if state is None:
-        state = MailboxState(name=mailbox, uidvalidity=folder.uidvalidity, last_uid=0)
-        session.add(state)
-        try:
-            session.commit()
-        except IntegrityError:  # another bridge created it a moment ago
-            session.rollback()
-            return _check_uidvalidity(session, mailbox, folder)
-        return 0
+    state = session.scalars(select(MailboxState).where(MailboxState.name == mailbox)).one()
     if state.uidvalidity is None:
         state.uidvalidity = folder.uidvalidity
         session.commit()
