@@ -47,12 +47,26 @@ def default_workers() -> int:
     return max(2, min(cores, 8))
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Where and how a batch is prepared: sent to a worker with each chunk."""
+
+    blob_dir: Path
+    mailbox: str
+    authserv_id: str | None
+
+    def __call__(self, mails: Sequence[IncomingMail]) -> list[Prepared]:
+        return prepare_batch(
+            mails, blob_dir=self.blob_dir, mailbox=self.mailbox, authserv_id=self.authserv_id
+        )
+
+
 @dataclass
 class Ticket:
     """A batch being prepared; :meth:`result` waits for it."""
 
     mails: Sequence[IncomingMail]
-    options: dict[str, object]
+    job: _Job
     futures: list[Future[list[Prepared]]]
     done: list[Prepared] | None = None
 
@@ -62,9 +76,7 @@ class Ticket:
         try:
             self.done = [item for future in self.futures for item in future.result()]
         except BrokenProcessPool:
-            log.warning("a mail-preparing worker died; preparing this batch in the main process")
-            _discard_pool()
-            self.done = prepare_batch(self.mails, **self.options)  # type: ignore[arg-type]
+            self.done = _here_after_a_death(self.mails, self.job)
         return self.done
 
 
@@ -77,25 +89,25 @@ def submit(
     workers: int,
 ) -> Ticket:
     """Start preparing ``mails``; with ``workers`` 0 or a small batch, prepare them now."""
-    options: dict[str, object] = {
-        "blob_dir": blob_dir,
-        "mailbox": mailbox,
-        "authserv_id": authserv_id,
-    }
+    job = _Job(blob_dir, mailbox, authserv_id)
     if workers < 1 or len(mails) < MIN_PARALLEL:
-        return Ticket(mails, options, [], done=prepare_batch(mails, **options))  # type: ignore[arg-type]
+        return Ticket(mails, job, [], done=job(mails))
     size = -(-len(mails) // workers)  # ceiling: one chunk per worker
     try:
         pool = _shared_pool(workers)
         futures = [
-            pool.submit(prepare_batch, list(mails[start : start + size]), **options)
+            pool.submit(job, list(mails[start : start + size]))
             for start in range(0, len(mails), size)
         ]
-    except BrokenProcessPool:  # a worker died since the last batch: a fresh pool next time
-        log.warning("a mail-preparing worker died; preparing this batch in the main process")
-        _discard_pool()
-        return Ticket(mails, options, [], done=prepare_batch(mails, **options))  # type: ignore[arg-type]
-    return Ticket(mails, options, futures)
+    except BrokenProcessPool:  # a worker died since the last batch
+        return Ticket(mails, job, [], done=_here_after_a_death(mails, job))
+    return Ticket(mails, job, futures)
+
+
+def _here_after_a_death(mails: Sequence[IncomingMail], job: _Job) -> list[Prepared]:
+    log.warning("a mail-preparing worker died; preparing this batch in the main process")
+    _discard_pool()  # the next batch gets a fresh pool
+    return job(mails)
 
 
 def _shared_pool(workers: int) -> ProcessPoolExecutor:
