@@ -4,18 +4,22 @@ neutral answer that never says whether a case exists or who is party to it."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, StaffUser
 from portal.models.base import utcnow
+from portal.public import appeals as public_appeals
 from portal.services.appeals import PURPOSE_CONFIRM, PURPOSE_REFUSED
 from portal.storage import BlobStore
 from tests.appeals_helpers import (
@@ -292,3 +296,24 @@ def test_accepted_attachments_are_stored_by_hash_for_the_appeal(
     ]
     store = BlobStore(get_settings().blob_dir)
     assert store.read(appeal.attachments[0]["sha256"]) == PDF
+
+
+def test_after_response_work_runs_once_even_if_the_server_never_closes(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filing is checked and answered after the response; a server that closes the
+    response late, or never, must not lose it, and one that does close must not run it twice."""
+    monkeypatch.setattr(public_appeals, "AFTER_RESPONSE_FALLBACK_SECONDS", 0.05)
+    runs: list[str] = []
+
+    with app.test_request_context():
+        never_closed = Response("x")
+        public_appeals.after_response(never_closed, lambda: runs.append("never closed"))
+        closed = Response("x")
+        public_appeals.after_response(closed, lambda: runs.append("closed"))
+    closed.close()
+    deadline = time.monotonic() + 5
+    while len(runs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # well past the fallback: the closed one must not run again
+    assert sorted(runs) == ["closed", "never closed"]

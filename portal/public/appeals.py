@@ -9,6 +9,7 @@ exists or who its parties are.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 # One budget per IP for every appeal page a visitor can load: the form, the neutral answer and
 # confirmation links (which are signed, so guessing them is hopeless anyway).
 PAGES_SCOPE = "appeal-pages"
+AFTER_RESPONSE_FALLBACK_SECONDS = 5.0
 _LINK_STATUS = {Confirmed.INVALID: 404, Confirmed.EXPIRED: 410, Confirmed.USED: 410}
 
 
@@ -68,10 +70,18 @@ def _filed(response: Response) -> bool:
 def after_response(response: Response, work: Callable[[], None]) -> None:
     """Run ``work`` once the response has gone out (a WSGI server closes it then), in its own
     app context and transaction. A failure is logged; queued mail stays queued and is retried
-    by ``outbox flush`` / ``mailbridge run``."""
+    by ``outbox flush`` / ``mailbridge run``.
+
+    Should the server never close the response, or close it late (a client that keeps the
+    connection half open can hold a server thread that drains the socket), a timer runs the
+    work anyway after ``AFTER_RESPONSE_FALLBACK_SECONDS``: exactly once, whichever comes first.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    claimed = threading.Lock()
 
     def run() -> None:
+        if not claimed.acquire(blocking=False):
+            return  # the other path ran it
         with app.app_context():
             try:
                 work()
@@ -79,7 +89,15 @@ def after_response(response: Response, work: Callable[[], None]) -> None:
                 log.exception("appeal work after the response failed")
                 db.session.rollback()
 
-    response.call_on_close(run)
+    fallback = threading.Timer(AFTER_RESPONSE_FALLBACK_SECONDS, run)
+    fallback.daemon = True
+
+    def on_close() -> None:
+        fallback.cancel()
+        run()
+
+    response.call_on_close(on_close)
+    fallback.start()
 
 
 def _deliver(outbound_ids: Sequence[int]) -> None:
