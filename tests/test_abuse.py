@@ -11,11 +11,13 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
+from portal.config import get_settings
 from portal.extensions import db
-from portal.models import AuditEvent, Case, Lockout, Message, Reporter, StaffUser
+from portal.models import Attachment, AuditEvent, Case, Lockout, Message, Reporter, StaffUser
 from portal.models.base import utcnow
 from portal.services import abuse, quarantine
 from portal.services.abuse import AbuseError
+from portal.storage import BlobStore
 from tests.conftest import csrf_token, post_form
 from tests.factories import Auth
 from tests.public_data import valid_request
@@ -256,7 +258,7 @@ def test_quarantine_release_opens_a_case_in_the_mailbox_queue(
     )
     db.session.add(message)
     db.session.commit()
-    assert quarantine.urgent_waiting(db.session) == 1
+    assert quarantine.urgent_waiting(db.session, agent) == 1
     auth.login(agent)
     inbox = client.get("/staff/").get_data(as_text=True)
     assert "1 urgent message in quarantine" in inbox
@@ -271,7 +273,67 @@ def test_quarantine_release_opens_a_case_in_the_mailbox_queue(
     assert released.quarantined is False
     case = db.session.get_one(Case, released.case_id)
     assert (case.team, case.kind) == ("appeals", "inquiry")
-    assert quarantine.urgent_waiting(db.session) == 0
+    assert quarantine.urgent_waiting(db.session, agent) == 0
+
+
+def test_quarantine_shows_staff_only_mail_of_cases_they_may_see(
+    auth: Auth,
+    client: FlaskClient,
+    agent: StaffUser,
+    create_case: Callable[..., Case],
+    create_staff: Callable[..., StaffUser],
+) -> None:
+    """A reply from a locked-out reporter into a Legal case waits in quarantine: Trust &
+    Safety, who may not see that case, must not read it there either; Legal's admin may."""
+    legal_case = create_case("dmca", requester_email=ADDRESS)
+    held = Message(
+        case_id=legal_case.id,
+        direction="inbound",
+        channel="mail",
+        mailbox="ca",
+        sender=ADDRESS,
+        subject="Counter-notice details",
+        quarantined=True,
+        urgent=True,
+    )
+    db.session.add(held)
+    db.session.commit()
+    admin = create_staff("admin")
+    assert quarantine.urgent_waiting(db.session, agent) == 0
+    assert quarantine.urgent_waiting(db.session, admin) == 1
+
+    auth.login(agent)
+    assert "Counter-notice details" not in client.get("/staff/quarantine").get_data(as_text=True)
+    assert "urgent message in quarantine" not in client.get("/staff/").get_data(as_text=True)
+
+
+def test_quarantined_mail_stays_off_the_timeline_and_its_files_are_not_served(
+    auth: Auth, client: FlaskClient, agent: StaffUser, create_case: Callable[..., Case]
+) -> None:
+    case = create_case(requester_email=ADDRESS)
+    held = Message(
+        case_id=case.id,
+        direction="inbound",
+        channel="mail",
+        sender=ADDRESS,
+        subject="Held back for now",
+        quarantined=True,
+    )
+    db.session.add(held)
+    db.session.flush()
+    stored = BlobStore(get_settings().blob_dir).put(b"%PDF-1.4 held")  # the file exists
+    attachment = Attachment(
+        message_id=held.id,
+        filename="a.pdf",
+        content_type="application/pdf",
+        size=stored.size,
+        sha256=stored.sha256,
+    )
+    db.session.add(attachment)
+    db.session.commit()
+    auth.login(agent)
+    assert "Held back for now" not in client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
+    assert client.get(f"/staff/attachments/{attachment.id}").status_code == 404
 
 
 def test_abuse_policy_page_publishes_the_rule_with_examples(client: FlaskClient) -> None:

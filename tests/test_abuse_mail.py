@@ -3,6 +3,7 @@ acknowledgement, and the channels the law keeps open raised as urgent."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Case, Lockout, Message
+from portal.models import Case, Lockout, Message, StaffUser
 from portal.models.base import utcnow
 from portal.services import quarantine
 from portal.services.cases import find_or_create_reporter
@@ -81,6 +82,7 @@ def test_child_protection_and_court_orders_are_urgent_in_quarantine(
     imap_account: ImapAccount,
     smtp: SmtpServer,
     locked_out: Lockout,
+    create_staff: Callable[..., StaffUser],
     subject: str,
     body: str,
     reason: str,
@@ -91,7 +93,7 @@ def test_child_protection_and_court_orders_are_urgent_in_quarantine(
     message = db.session.scalars(select(Message)).one()
     assert (message.quarantined, message.urgent) == (True, True)
     assert reason in (message.flag_reason or "")
-    assert quarantine.urgent_waiting(db.session) == 1
+    assert quarantine.urgent_waiting(db.session, create_staff("trust_safety")) == 1
     assert smtp.messages == []
 
 

@@ -106,6 +106,12 @@ class Case(TimestampMixin, Base):
         back_populates="case", cascade="all, delete-orphan"
     )
 
+    @property
+    def timeline(self) -> list[Message]:
+        """The messages staff read on the case: all but mail still held in quarantine (it is
+        shown on the quarantine page until someone releases it)."""
+        return [message for message in self.messages if not message.quarantined]
+
     @validates("due_at")
     def _sync_queue_due_at(self, key: str, value: datetime | None) -> datetime | None:
         self.queue_due_at = value or NO_DUE_DATE

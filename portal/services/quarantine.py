@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from portal.models import Message, StaffUser
+from portal.access import visibility
+from portal.models import Case, Message, StaffUser
 from portal.models.base import utcnow
 from portal.policy import Team
 from portal.services import audit
@@ -21,27 +22,35 @@ from portal.services.cases import open_mail_case
 MAILBOX_TEAMS = {"appeals": Team.APPEALS}
 
 
-def quarantined(session: Session, limit: int = 200) -> list[Message]:
-    """Messages waiting in quarantine, urgent ones first."""
+def _waiting_for(user: StaffUser) -> ColumnElement[bool]:
+    """Quarantined mail ``user`` may read: new mail (on no case yet), or mail on a case they
+    may see (portal.access). Releasing clears ``quarantined``, so that flag alone says
+    "waiting", which the partial index on it answers."""
+    return and_(
+        Message.quarantined == true(),
+        or_(
+            Message.case_id.is_(None), Message.case_id.in_(select(Case.id).where(visibility(user)))
+        ),
+    )
+
+
+def quarantined(session: Session, user: StaffUser, limit: int = 200) -> list[Message]:
+    """Messages waiting in quarantine that ``user`` may read, urgent ones first."""
     return list(
         session.scalars(
             select(Message)
-            .where(Message.quarantined == true(), Message.quarantine_released_at.is_(None))
+            .where(_waiting_for(user))
             .order_by(Message.urgent.desc(), Message.id)
             .limit(limit)
         )
     )
 
 
-def urgent_waiting(session: Session) -> int:
+def urgent_waiting(session: Session, user: StaffUser) -> int:
     """Urgent messages in quarantine: shown to Trust & Safety on every inbox page."""
     return (
         session.scalar(
-            select(func.count(Message.id)).where(
-                Message.quarantined == true(),
-                Message.quarantine_released_at.is_(None),
-                Message.urgent == true(),
-            )
+            select(func.count(Message.id)).where(_waiting_for(user), Message.urgent == true())
         )
         or 0
     )
@@ -52,7 +61,7 @@ def release(
 ) -> int:
     """Release a message into its queue; returns the id of the case it is now on."""
     now = now or utcnow()
-    if not message.quarantined or message.quarantine_released_at is not None:
+    if not message.quarantined:
         raise ValueError("This message is not in quarantine.")
     if message.case_id is None:
         case = open_mail_case(

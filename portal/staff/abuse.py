@@ -198,7 +198,9 @@ def lift_lockout(lockout_id: int) -> Response:
 @bp.get("/quarantine")
 @role_required(*ABUSE_ROLES)
 def quarantine_view() -> str:
-    return render_template("staff/quarantine.html", messages=quarantine.quarantined(db.session))
+    return render_template(
+        "staff/quarantine.html", messages=quarantine.quarantined(db.session, current_user)
+    )
 
 
 @bp.post("/quarantine/<int:message_id>/release")

@@ -305,8 +305,8 @@ def modify_decision(case_id: int) -> Response:
 def attachment(attachment_id: int) -> Response:
     """A file from the outside world: only ever downloaded, never shown inline."""
     item = db.session.get(Attachment, attachment_id)
-    if item is None or item.message.case_id is None:
-        abort(404)
+    if item is None or item.message.case_id is None or item.message.quarantined:
+        abort(404)  # quarantined mail is read on the quarantine page, not downloaded
     _case_or_404(item.message.case_id)
     path = BlobStore(get_settings().blob_dir).path_for(item.sha256)
     if not path.exists():

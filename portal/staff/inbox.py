@@ -57,7 +57,7 @@ def inbox() -> str:
         args={k: v for k, v in request.args.items() if k != "after"},
         search_capped=bool(filters.query) and hits_capped(db.session, filters.query or ""),
         search_limit=SEARCH_HIT_LIMIT,
-        urgent_quarantined=quarantine.urgent_waiting(db.session)
+        urgent_quarantined=quarantine.urgent_waiting(db.session, current_user)
         if current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
         else 0,
     )
