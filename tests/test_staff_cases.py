@@ -41,6 +41,19 @@ def test_assign_opens_a_new_case_and_audits_before_and_after(
     assert event.details == {"before": {"assignee_id": None}, "after": {"assignee_id": staff.id}}
 
 
+def test_a_disabled_account_is_never_made_assignee(
+    staff: StaffUser, create_case: Callable[..., Case], create_staff: Callable[..., StaffUser]
+) -> None:
+    """The page offers active staff only; the service holds the rule, so a forged POST
+    cannot send a case to an account that no one reads."""
+    gone = create_staff("trust_safety")
+    gone.active = False
+    case = create_case()
+    with pytest.raises(CaseActionError, match="disabled"):
+        case_actions.assign(db.session, staff, case, gone)
+    assert case.assignee_id is None
+
+
 def test_status_decided_needs_a_decision(
     staff: StaffUser, create_case: Callable[..., Case]
 ) -> None:

@@ -54,6 +54,8 @@ def assign(
     now: datetime | None = None,
 ) -> None:
     now = now or utcnow()
+    if assignee is not None and not assignee.active:
+        raise CaseActionError("That staff account is disabled: cases cannot go to it.")
     before = case.assignee_id
     case.assignee_id = assignee.id if assignee else None
     if case.status == CaseStatus.NEW and assignee is not None:

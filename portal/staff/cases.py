@@ -180,10 +180,6 @@ def _act(
     """Validate a sidebar form, apply one service call, commit, and come back to the case."""
     case = _case_or_404(case_id)
     form = form_class()
-    if hasattr(form, "assignee"):
-        form.assignee.choices = options(
-            [("", "nobody")] + [(str(s.id), s.email) for s in _active_staff()]
-        )
     if not form.validate_on_submit():
         for field_errors in form.errors.values():
             for error in field_errors:
@@ -213,11 +209,10 @@ def add_note(case_id: int) -> Response:
 @bp.post("/cases/<int:case_id>/assign")
 def assign(case_id: int) -> Response:
     def apply(case: Case, form: AssignForm) -> None:
-        assignee = (
-            db.session.get(StaffUser, int(form.assignee.data))
-            if (form.assignee.data or "").isdigit()
-            else None
-        )
+        chosen = form.assignee.data or ""
+        assignee = db.session.get(StaffUser, int(chosen)) if chosen.isdigit() else None
+        if chosen and assignee is None:
+            raise CaseActionError("No such staff account.")
         case_actions.assign(db.session, current_user, case, assignee)
 
     return _act(case_id, AssignForm, apply, "#actions")
