@@ -233,13 +233,12 @@ def _sender(headers: _Headers) -> tuple[str | None, str | None]:
 
 
 def _recipients(headers: _Headers) -> list[str]:
-    found: list[str] = []
-    for name in ("To", "Cc"):
-        for _, address in headers.addresses(name):
-            cleaned = one_line(address, ADDRESS_MAX)
-            if cleaned and cleaned not in found:
-                found.append(cleaned)
-    return found[:MAX_RECIPIENTS]
+    cleaned = (
+        one_line(address, ADDRESS_MAX)
+        for name in ("To", "Cc")
+        for _, address in headers.addresses(name)
+    )
+    return list(dict.fromkeys(address for address in cleaned if address))[:MAX_RECIPIENTS]
 
 
 def _sent_at(headers: _Headers, arrived_at: datetime) -> datetime:

@@ -40,11 +40,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailbridge.headers import case_references
 from mailbridge.parse import ParsedMail
 from portal.addresses import canonical_address
 from portal.message_ids import parse_message_id, verify_message_id
 from portal.models import Case, CaseParty, Message
+from portal.models.case import references_in
 from portal.models.message import Direction
 
 T = TypeVar("T")
@@ -87,7 +87,7 @@ class ThreadIndex:
         """Four or five queries for the whole batch, whatever its size."""
         index = cls()
         ids = {mid for mail in mails for mid in [*mail.thread_ids, *_bounced_ids(mail)]}
-        refs = {ref for mail in mails for ref in case_references(mail.subject)}
+        refs = {ref for mail in mails for ref in references_in(mail.subject)}
         senders = {canonical_address(mail.sender) for mail in mails if mail.sender}
 
         for chunk in _chunks(ids):
@@ -154,7 +154,7 @@ def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
         if signed is not None and signed in index.cases:
             return _within_team(signed, index, team, via="signed-id", reason="answers our mail on")
 
-    for ref in case_references(mail.subject):
+    for ref in references_in(mail.subject):
         case_id = index.by_reference.get(ref)
         if case_id is None:
             continue

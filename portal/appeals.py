@@ -15,17 +15,15 @@ clock. Refusals are one sentence each, saying why and what the person can do ins
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
+from portal.models.case import REFERENCE_PATTERN, references_in
 from portal.policy import ActionType, CaseKind, Team
 
 APPEAL_WINDOW_MONTHS = 6
 DECISIONS = frozenset({"granted", "declined"})
-# OA-2026-000123 (see portal.models.case.format_reference).
-REFERENCE = re.compile(r"\bOA-\d{4}-\d{6}\b", re.IGNORECASE)
 
 
 class AppellantRole(StrEnum):
@@ -255,13 +253,13 @@ def assess(
 
 def find_reference(text: str | None) -> str | None:
     """The one case reference ``text`` names, upper-cased; None for none or several."""
-    found = {match.upper() for match in REFERENCE.findall(text or "")}
-    return found.pop() if len(found) == 1 else None
+    found = references_in(text)
+    return found[0] if len(found) == 1 else None
 
 
 def named_reference(subject: str | None, body: str | None) -> str | None:
     """The reference a mail names: from its subject when the subject names any (a subject
     with two is ambiguous and left to staff), else from its body."""
-    if REFERENCE.search(subject or ""):
+    if REFERENCE_PATTERN.search(subject or ""):
         return find_reference(subject)
     return find_reference(body)

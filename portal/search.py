@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from portal.models import Case, Message
+from portal.models.case import REFERENCE_PATTERN
 
 FTS_TABLE = "message_search"
 
@@ -179,5 +180,5 @@ def matching_case_ids(session: Session, user_text: str) -> Select[tuple[int]] | 
 
 def case_reference_query(user_text: str) -> ColumnElement[bool] | None:
     """A reference typed in the search box goes straight to that case."""
-    match = re.search(r"OA-\d{4}-\d{6}", user_text.upper())
-    return Case.reference == match[0] if match else None
+    match = REFERENCE_PATTERN.search(user_text)
+    return Case.reference == match[0].upper() if match else None

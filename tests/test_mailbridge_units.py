@@ -16,11 +16,12 @@ from mailbridge.config import BridgeSettings, parse_imap_url
 from mailbridge.dedup import REUSED_MESSAGE_ID, Identity, KnownRows
 from mailbridge.errors import MailboxConfigError, MailboxUnavailable
 from mailbridge.fingerprint import content_fingerprint
-from mailbridge.headers import auth_results, case_references, message_id, message_ids
+from mailbridge.headers import auth_results, message_id, message_ids
 from mailbridge.parse import parse_mail
 from mailbridge.sync import ResyncGuard
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
 from portal.message_ids import make_message_id
+from portal.models.case import references_in
 from portal.sanitize import html_to_text, sanitize_html
 from portal.storage import BlobStore
 from tests.mailbridge_helpers import make_mail
@@ -111,12 +112,22 @@ def test_encoded_words_are_joined_before_decoding() -> None:
     assert decode_words("Re: =?iso-8859-8-i?q?=F9=EC=E5=ED?= [x]") == "Re: שלום [x]"
 
 
+def test_a_huge_references_header_keeps_the_last_hundred_ids_once_each() -> None:
+    """40,000 ids (a hostile References header) used to take seconds per message: keeping
+    them unique is linear now. The nearest ids, at the end, are the ones kept."""
+    value = " ".join(f"<id{n % 30_000}@example.org>" for n in range(40_000))
+    found = message_ids(value)
+    assert found == [f"<id{n}@example.org>" for n in range(29_900, 30_000)]
+
+
 def test_message_ids_are_normalised() -> None:
     assert message_id(" <abc@example.org>\r\n") == "<abc@example.org>"
     assert message_id("abc@example.org") == "<abc@example.org>"
     assert message_id("no id here") is None
     assert message_ids("<a@x> junk <b@x> <a@x>") == ["<a@x>", "<b@x>"]
-    assert case_references("Re: [OA-2026-000123] and OA-2026-000124x") == ["OA-2026-000123"]
+    assert references_in("Re: [OA-2026-000123] and OA-2026-000124x") == ["OA-2026-000123"]
+    # Typed in lower case, it is the same reference (threading and appeals agree on it).
+    assert references_in("Re: [oa-2026-000123] again, OA-2026-000123") == ["OA-2026-000123"]
 
 
 def test_only_the_top_authentication_results_count() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,16 @@ NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
 def format_reference(year: int, number: int) -> str:
     """``OA-2026-000123``: short enough to quote in a subject, sortable, not guessable by year."""
     return f"{REFERENCE_PREFIX}-{year:04d}-{number:06d}"
+
+
+# A reference as people quote it, in whatever case they typed it (the one pattern for the
+# mail bridge, appeals and search).
+REFERENCE_PATTERN = re.compile(rf"\b{REFERENCE_PREFIX}-\d{{4}}-\d{{6}}\b", re.IGNORECASE)
+
+
+def references_in(text: str | None) -> list[str]:
+    """Every case reference in ``text``, upper-cased, in order of appearance, once each."""
+    return list(dict.fromkeys(found.upper() for found in REFERENCE_PATTERN.findall(text or "")))
 
 
 class Case(TimestampMixin, Base):

@@ -19,13 +19,12 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 from portal.addresses import EmailNotValidError, normalize_address
 from portal.appeals import AppellantRole
 from portal.forms import CleanForm, must_be_empty
-from portal.models.case import DETAILS_MAX_CHARS
+from portal.models.case import DETAILS_MAX_CHARS, REFERENCE_PATTERN
 from portal.services.appeals import AppealFiling, UploadedFile
 
 ATTACHMENTS_MAX = 5
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 FILENAME_MAX = 255
-_REFERENCE = re.compile(r"OA-\d{4}-\d{6}")
 
 # What we accept, recognised by the file's first bytes rather than by what the browser
 # claims, each with the extensions that may carry it. Plain text must be UTF-8.
@@ -98,7 +97,7 @@ class AppealForm(CleanForm):
     uploads: list[UploadedFile]
 
     def validate_case_reference(self, field: StringField) -> None:
-        if not _REFERENCE.fullmatch(field.data or ""):
+        if not REFERENCE_PATTERN.fullmatch(field.data or ""):
             raise ValidationError("A reference looks like OA-2026-000123.")
 
     def validate_appellant_email(self, field: EmailField) -> None:
