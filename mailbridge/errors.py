@@ -1,21 +1,14 @@
-"""The bridge's two kinds of failure, kept apart because they are handled apart.
+"""The bridge's failures, kept apart from bad mail because they are handled apart.
 
-* :class:`BadMail`: the sender's fault. The message is malformed, too large, or otherwise not
-  what RFC 5322 promised. It is stored raw and flagged for staff; the batch goes on.
+* Bad mail is the sender's fault (malformed, too large, not what RFC 5322 promised). It raises
+  nothing: ``mailbridge.parse`` writes what went wrong into ``ParsedMail.problems``, and the
+  message is stored raw and flagged for staff; the batch goes on.
 * :class:`BridgeFault`: ours or our infrastructure's. A mailbox that cannot be reached, a
   refused login, a full disk. The batch is not committed (so its cursor does not move) and the
   mailbox is retried later; nothing is lost because the mail stays on the server.
 """
 
 from __future__ import annotations
-
-
-class BadMail(Exception):
-    """A message we keep raw and flag for staff; the text says why, without any address."""
-
-
-class MailTooLarge(BadMail):
-    """Larger than ``PORTAL_MAIL_MAX_BYTES``: kept as a placeholder, the body left on the server."""
 
 
 class BridgeFault(Exception):

@@ -14,8 +14,7 @@ import logging
 import select
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -136,9 +135,10 @@ def select_readonly(client: IMAPClient, config: MailboxConfig) -> FolderInfo:
 class Idler:
     """One IDLE session with a deadline (RFC 2177; imapclient ``idle_selector_example``).
 
-    ``wait`` returns True when the server reported new mail (EXISTS or RECENT), False when
-    the deadline passed. A socket that polls readable but yields no response is a closed
-    connection, and is raised as ``ConnectionError`` for the caller to reconnect.
+    ``check`` returns True when the server reported new mail (EXISTS or RECENT). A socket
+    that polls readable but yields no response is a closed connection, and is raised as
+    ``ConnectionError`` for the caller to reconnect; the runner (mailbridge.runner) waits on
+    the sockets of all its mailboxes at once and calls ``check`` on the readable ones.
     """
 
     def __init__(self, client: IMAPClient) -> None:
@@ -162,16 +162,6 @@ class Idler:
         if self.active:
             self.active = False
             self.client.idle_done()
-
-    def wait(self, deadline: float, should_stop: Callable[[], bool]) -> bool:
-        """Check in slices of at most a second until new mail, the deadline, or a stop."""
-        while not should_stop():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if self.check(min(remaining, 1.0)):
-                return True
-        return False
 
 
 def _closed(client: IMAPClient) -> bool:

@@ -11,7 +11,7 @@ For each message, in order:
 3. thread it (``mailbridge.threads``), opening a case when it belongs to none;
 4. add the Message and its Attachment rows, and queue an acknowledgement for a new case.
 
-Mail from a locked-out reporter (``portal.services.abuse.active_lockout``, any spelling of
+Mail from a locked-out reporter (``portal.services.abuse.locked_out_addresses``, any spelling of
 the address) is kept, because it is evidence, but quarantined: it joins an existing case only
 as a quarantined row, opens no case and gets no acknowledgement, until staff release it.
 
@@ -36,12 +36,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, select, union, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailbridge.charsets import one_line
 from mailbridge.dedup import KnownRows
 from mailbridge.errors import BridgeFault
 from mailbridge.lease import Holder, renew
@@ -72,9 +72,6 @@ log = logging.getLogger(__name__)
 # its sender is not waiting for an acknowledgement.
 ACK_MAX_AGE = timedelta(days=3)
 _INFRASTRUCTURE = (OSError, OperationalError, InterfaceError, BridgeFault)
-_ID_MAX = 998
-_ADDRESS_MAX = 320
-_NAME_MAX = 200
 
 
 @dataclass
@@ -107,6 +104,7 @@ class _Batch:
     index: ThreadIndex
     uidvalidity: int | None
     now: datetime
+    locked: set[str]  # canonical senders under a lockout now
     ids: RowIds | None = None
     reporters: ReporterBook | None = None
     tally: Tally = field(default_factory=Tally)
@@ -138,7 +136,6 @@ class Ingestor:
         self.authserv_id = authserv_id
         self.workers = default_workers() if workers is None else workers
         self.holder = holder or Holder.this_process()  # of the mailbox's lease
-        self._locked: set[str] = set()  # canonical senders locked out, looked up per batch
         self.role_addresses = frozenset(
             canonical_address(address)
             for address in (settings.address_ca, settings.address_appeals, settings.address_legal)
@@ -243,7 +240,7 @@ class Ingestor:
         ``BEGIN IMMEDIATE`` also takes the write lock now: a concurrent writer means a wait
         (busy_timeout), never a failed lock upgrade halfway through the batch. In one go, the
         foreign keys are checked at the commit: one flush writes a table at a time, in an order
-        the unit of work picks from relationships, not from foreign keys.
+        ``insert_new_rows`` writes a table at a time, not in the order of each row's references.
         """
         connection = self.session.connection()
         if connection.dialect.name != "sqlite":
@@ -272,10 +269,10 @@ class Ingestor:
             index=ThreadIndex.load(self.session, [item.parsed for item in prepared]),
             uidvalidity=uidvalidity,
             now=now,
+            locked=locked_out_addresses(self.session, senders, now),
             ids=ids,
             reporters=ReporterBook(self.session, senders, ids) if ids is not None else None,
         )
-        self._locked = locked_out_addresses(self.session, senders, now)
         for item in prepared:
             self._file_one(item, batch)
         if ids is not None:
@@ -409,7 +406,7 @@ class Ingestor:
         flags = [*parsed.problems, *(f for f in (key_flag, decision.flag) if f)]
         if parsed.auth_results.get("dmarc") == "fail":
             flags.append("failed DMARC at our server: the From address may be forged")
-        quarantined = self._locked_out(parsed.sender, now)
+        quarantined = item.canonical_sender in batch.locked
         urgent_reason = (
             legally_open_channel(parsed.subject, parsed.body_text) if quarantined else None
         )
@@ -441,7 +438,7 @@ class Ingestor:
         message.quarantined = quarantined
         message.urgent = urgent_reason is not None
         if batch.ids is not None:
-            message.id = batch.ids.take(Message)  # before add: taking may autoflush
+            message.id = batch.ids.take(Message)
             self.session.add(message)
         else:
             self.session.add(message)
@@ -476,10 +473,6 @@ class Ingestor:
         ack_id = self._acknowledge(case, item, now)
         return [*queued, ack_id] if ack_id is not None else queued
 
-    def _locked_out(self, sender: str | None, now: datetime) -> bool:
-        """Whether the sender is locked out now (looked up once for the whole batch)."""
-        return bool(sender and "@" in sender and canonical_address(sender) in self._locked)
-
     def _message(
         self,
         item: Prepared,
@@ -488,33 +481,42 @@ class Ingestor:
         now: datetime,
         flags: Sequence[str],
     ) -> Message:
-        parsed = item.parsed
+        parsed = item.parsed  # its strings are cleaned and cut to size by mailbridge.parse
         return Message(
-            direction=Direction.INBOUND,
-            channel=Channel.MAIL,
-            message_id=parsed.message_id,
+            **self._provenance(item, key, uidvalidity, now),
             in_reply_to=parsed.in_reply_to,
             references=" ".join(parsed.references) or None,
-            sender=one_line(parsed.sender, _ADDRESS_MAX),
-            sender_name=one_line(parsed.sender_name, _NAME_MAX),
+            sender_name=parsed.sender_name,
             recipients=parsed.recipients,
             subject=parsed.subject,
             body_text=parsed.body_text,
             body_html=parsed.body_html,
-            sent_at=parsed.sent_at,
-            created_at=now,
-            raw_sha256=item.identity.raw_sha256,
-            content_sha256=item.identity.content_sha256,
-            raw_size=item.size,
-            mailbox=self.mailbox,
-            uidvalidity=uidvalidity if item.uid is not None else None,
-            uid=item.uid,
-            dedup_key=key,
             auth_results=parsed.auth_results,
             auto_submitted=parsed.automatic.auto_submitted,
             bounce=parsed.automatic.bounce,
             flag_reason="; ".join(flags) or None,
         )
+
+    def _provenance(
+        self, item: Prepared, key: str, uidvalidity: int | None, now: datetime
+    ) -> dict[str, Any]:
+        """Where a row came from and who sent it: what every stored message carries, filed or
+        not, so the raw message can be found and the row de-duplicated."""
+        return {
+            "direction": Direction.INBOUND,
+            "channel": Channel.MAIL,
+            "message_id": item.parsed.message_id,
+            "sender": item.parsed.sender,
+            "sent_at": item.parsed.sent_at,
+            "created_at": now,
+            "raw_sha256": item.identity.raw_sha256,
+            "content_sha256": item.identity.content_sha256,
+            "raw_size": item.size,
+            "mailbox": self.mailbox,
+            "uidvalidity": uidvalidity if item.uid is not None else None,
+            "uid": item.uid,
+            "dedup_key": key,
+        }
 
     def _attachments(self, message: Message, item: Prepared) -> None:
         for part in item.attachments:
@@ -535,20 +537,8 @@ class Ingestor:
     ) -> Message:
         """The least we can store: enough to find the raw message and to know why."""
         message = Message(
-            direction=Direction.INBOUND,
-            channel=Channel.MAIL,
-            message_id=item.parsed.message_id,
-            sender=one_line(item.parsed.sender, _ADDRESS_MAX),
-            subject=one_line(item.parsed.subject, _NAME_MAX),
-            sent_at=item.parsed.sent_at,
-            created_at=now,
-            raw_sha256=item.identity.raw_sha256,
-            content_sha256=item.identity.content_sha256,
-            raw_size=item.size,
-            mailbox=self.mailbox,
-            uidvalidity=uidvalidity if item.uid is not None else None,
-            uid=item.uid,
-            dedup_key=key,
+            **self._provenance(item, key, uidvalidity, now),
+            subject=item.parsed.subject,
             flag_reason=reason,
         )
         self.session.add(message)

@@ -10,8 +10,8 @@ One thread, one loop, one :class:`Watcher` per mailbox::
 Between steps the loop waits at most a second (on the IDLE sockets, with ``select``), so
 new mail is filed within a second or two and SIGTERM is honoured within a second. A batch
 being filed when SIGTERM arrives is finished and committed first: stopping is always clean.
-On every turn the loop also delivers outbound mail that is due, so acknowledgements and replies
-that failed earlier are retried while the bridge runs.
+Every ``outbound_every_seconds`` the loop also delivers outbound mail that is due, so
+acknowledgements and replies that failed earlier are retried while the bridge runs.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ The protocol, per mailbox (after Nylas' sync engine and RFC 3501)::
         ▼ same
     UID SEARCH UID cursor+1:UIDNEXT-1, in windows of ≤5,000 UIDs (memory stays flat)
         ▼
-    per batch of ≤50 messages / ≤32 MB:
+    per batch of ≤200 messages / ≤32 MB (PORTAL_MAIL_FETCH_BATCH):
         UID FETCH (RFC822.SIZE INTERNALDATE)
         UID FETCH BODY.PEEK[]            (larger than the limit: BODY.PEEK[HEADER] only)
-        ingest ──► COMMIT messages + cursor = last UID of the batch   ◄── the only commit point
+        prepare (store blobs, parse) ── in worker processes, up to PIPELINE_DEPTH batches ahead
+        file, in order ──► COMMIT messages + cursor = last UID   ◄── the only commit point
         ▼
     next batch … then back to the caller (``sync --once`` exits, ``run`` waits in IDLE)
 

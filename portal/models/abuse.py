@@ -77,6 +77,7 @@ class Lockout(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def active_at(self, moment: datetime) -> bool:
+        """In force at ``moment`` (the rule ``portal.services.abuse`` queries by)."""
         return self.lifted_at is None and self.starts_at <= moment < self.ends_at
 
     def __repr__(self) -> str:

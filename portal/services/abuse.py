@@ -47,12 +47,6 @@ class NextStep:
     proposal: LockoutProposal | None = None
 
 
-def reporter_for_address(session: Session, address: str) -> Reporter | None:
-    return session.scalar(
-        select(Reporter).where(Reporter.canonical_email == canonical_address(address))
-    )
-
-
 def active_lockout(session: Session, address: str, now: datetime | None = None) -> Lockout | None:
     """The lockout in force for this address (any spelling of it), if any."""
     now = now or utcnow()

@@ -103,6 +103,7 @@ def reporter(reporter_id: int) -> str:
         marks=marks,
         warnings=warnings,
         lockouts=lockouts,
+        in_force=[lockout for lockout in lockouts if lockout.active_at(now)],
         step=step,
         warning_form=warning_form,
         lockout_form=lockout_form,
