@@ -23,11 +23,20 @@ from mailbridge.cli import _ingestor
 from mailbridge.ingest import IncomingMail, Ingestor
 from mailbridge.threads import decide
 from portal.extensions import db
-from portal.models import Attachment, AuditEvent, Case, CaseParty, MailboxState, Message
+from portal.models import (
+    Attachment,
+    AuditEvent,
+    Case,
+    CaseParty,
+    MailboxState,
+    Message,
+    OutboundMail,
+)
 from portal.models.base import utcnow
 from portal.models.case import format_reference
 from portal.policy import Team
 from portal.services import audit
+from portal.services.acks import ACK_PURPOSE
 from portal.services.cases import open_mail_case
 from tests.mailbridge_helpers import make_mail
 
@@ -168,6 +177,37 @@ def test_a_batch_is_filed_with_one_insert_per_table(
     assert all(m.uidvalidity == UIDVALIDITY for m in stored)
     assert_filed_and_threaded(reference)
     assert db.session.scalars(select(MailboxState)).one().last_uid == len(mails)
+
+
+def test_acknowledged_mail_is_filed_in_one_go_too_within_the_daily_limit(
+    ingestor: Ingestor, now: datetime, inserts: Counter[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fresh mail gets acknowledgements: queueing them must not write the batch out row by
+    row, and the per-person daily limit must count those queued earlier in the same batch
+    (Alice writes six times, the limit is five)."""
+    ingestor.acknowledge = True
+    limit = ingestor.settings.acks_per_address_per_day
+    raws = [
+        *(make_mail(f"Separate matter {n}", sender=ALICE) for n in range(limit + 1)),
+        *(make_mail(f"Report {n}", sender=f"person{n}@example.net") for n in range(3)),
+    ]
+    mails = [
+        IncomingMail(raw=raw, arrived_at=now, size=len(raw), uid=uid)
+        for uid, raw in enumerate(raws, start=1)
+    ]
+    inserts.clear()
+    with caplog.at_level(logging.WARNING, logger="mailbridge"):
+        tally = ingestor.ingest_batch(mails, uidvalidity=UIDVALIDITY, cursor_uid=len(mails))
+
+    assert "in one go" not in caplog.text
+    assert tally.opened == len(mails)
+    for table in ("cases", "messages", "outbound_mail", "audit_events"):
+        assert inserts[table] <= 2, (table, inserts)
+    db.session.rollback()
+    acks = db.session.scalars(select(OutboundMail).where(OutboundMail.purpose == ACK_PURPOSE))
+    recipients = [mail.recipients[0] for mail in acks]
+    assert recipients.count("alice@example.org") == limit
+    assert len(recipients) == limit + 3
 
 
 def test_filing_the_same_batch_again_stores_nothing(ingestor: Ingestor, now: datetime) -> None:

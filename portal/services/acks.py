@@ -30,8 +30,11 @@ ACK_WINDOW = timedelta(days=1)
 
 
 def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int:
-    return (
-        session.scalar(
+    """Acknowledgements to this person in the last day: stored ones, and ones queued in this
+    transaction but not yet written (the mail bridge writes a whole batch at its end, and
+    counting must not force the batch's rows out one acknowledgement at a time)."""
+    with session.no_autoflush:
+        stored = session.scalar(
             select(func.count(OutboundMail.id))
             .join(Case, Case.id == OutboundMail.case_id)
             .where(
@@ -40,8 +43,16 @@ def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int
                 OutboundMail.created_at >= now - ACK_WINDOW,
             )
         )
-        or 0
+    pending = list(session.new)
+    theirs = {
+        row.id for row in pending if isinstance(row, Case) and row.requester_id == reporter_id
+    }
+    queued = sum(
+        1
+        for row in pending
+        if isinstance(row, OutboundMail) and row.purpose == ACK_PURPOSE and row.case_id in theirs
     )
+    return (stored or 0) + queued
 
 
 def _acknowledge(

@@ -64,6 +64,17 @@ class RowIds:
                 row.id = self.take(type(row))
 
 
+def add_with_id(session: Session, row: Any) -> None:
+    """Add ``row`` and give it its id: handed out when the transaction holds ids (a batch of
+    the mail bridge, see :class:`RowIds`), else from the database by a flush."""
+    session.add(row)
+    ids = session.info.get(_KEY)
+    if ids is not None:
+        row.id = ids.take(type(row))
+    else:
+        session.flush()
+
+
 def insert_new_rows(session: Session, ids: RowIds) -> None:
     """Insert every row added to ``session`` and not yet flushed, one statement per table.
 

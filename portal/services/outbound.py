@@ -32,6 +32,7 @@ from portal.models import Case, Message, OutboundMail
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction, OutboxState
 from portal.policy import Team
+from portal.services.bulk import add_with_id
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,7 @@ def queue_mail(
         auto_submitted=auto_reply,
         author_staff_id=author_staff_id,
     )
-    session.add(timeline)
-    session.flush()
+    add_with_id(session, timeline)
     outbound = OutboundMail(
         case_id=case.id,
         timeline_message_id=timeline.id,
@@ -178,8 +178,7 @@ def queue_mail(
         next_attempt_at=now,
         created_at=now,
     )
-    session.add(outbound)
-    session.flush()
+    add_with_id(session, outbound)
     return outbound
 
 
