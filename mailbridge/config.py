@@ -19,13 +19,12 @@ from urllib.parse import unquote, urlsplit
 
 from mailbridge.errors import MailboxConfigError
 from portal.config import Settings
-from portal.policy import Team
+from portal.policy import MAILBOX_TEAMS, Team
 
 # How long a bridge's hold on a mailbox lasts without renewal (mailbridge.lease).
 LEASE_SECONDS_DEFAULT = 900.0
 
 # Mailbox name -> the team whose queue it feeds.
-MAILBOX_TEAMS: dict[str, Team] = {"ca": Team.TRUST_SAFETY, "appeals": Team.APPEALS}
 DEFAULT_PORTS = {"imap": 143, "imaps": 993}
 
 MAX_BYTES_DEFAULT = 25 * 1024 * 1024

@@ -38,6 +38,10 @@ class Team(StrEnum):
     APPEALS = "appeals"
 
 
+# The role mailboxes and the queue each feeds (the mail bridge; quarantine release).
+MAILBOX_TEAMS: dict[str, Team] = {"ca": Team.TRUST_SAFETY, "appeals": Team.APPEALS}
+
+
 class Priority(StrEnum):
     URGENT = "urgent"
     NORMAL = "normal"

@@ -100,8 +100,9 @@ class Message(Base):
     author_staff_id: Mapped[int | None]
 
     case: Mapped[Case | None] = relationship(back_populates="messages")
+    # selectin: a timeline's attachments come in one query, not one per message.
     attachments: Mapped[list[Attachment]] = relationship(
-        back_populates="message", cascade="all, delete-orphan"
+        back_populates="message", cascade="all, delete-orphan", lazy="selectin"
     )
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseStatus, Priority, Team, rule_for
+from portal.policy import ActionType, CaseStatus, Priority, Team, due_at, rule_for
 from portal.services import audit
 
 DECISIONS = ("granted", "declined")
@@ -101,7 +101,7 @@ def classify(
     new_action = ActionType(action) if action else None
     if new_action is not None and new_action.value != case.action:
         rule = rule_for(new_action)
-        case.due_at = rule.clock.due(now) if rule.clock else None
+        case.due_at = due_at(rule.action, now)
         case.priority = rule.priority
     elif new_action is None:
         case.priority = Priority.NORMAL

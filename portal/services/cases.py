@@ -15,7 +15,7 @@ from portal.models import Case, CaseParty, Message, Reporter
 from portal.models.base import utcnow
 from portal.models.case import SUMMARY_MAX_CHARS, format_reference
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseKind, CaseStatus, Priority, Team, rule_for
+from portal.policy import ActionType, CaseKind, CaseStatus, Priority, Team, due_at, rule_for
 from portal.services import audit
 from portal.services.bulk import RowIds
 
@@ -113,7 +113,7 @@ def open_request(
         team=rule.team,
         status=CaseStatus.NEW,
         priority=rule.priority,
-        due_at=rule.clock.due(now) if rule.clock else None,
+        due_at=due_at(rule.action, now),
         requester_id=reporter.id,
         requester_name=submission.requester_name,
         summary=submission.summary,

@@ -15,11 +15,9 @@ from sqlalchemy.orm import Session
 from portal.access import visibility
 from portal.models import Case, Message, StaffUser
 from portal.models.base import utcnow
-from portal.policy import Team
+from portal.policy import MAILBOX_TEAMS, Team
 from portal.services import audit
 from portal.services.cases import open_mail_case
-
-MAILBOX_TEAMS = {"appeals": Team.APPEALS}
 
 
 def _waiting_for(user: StaffUser) -> ColumnElement[bool]:
