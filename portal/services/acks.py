@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from portal.config import Settings
 from portal.models import Case, OutboundMail
 from portal.models.base import utcnow
 from portal.policy import rule_for
-from portal.services.outbound import queue_mail
+from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +74,15 @@ def _acknowledge(
     if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
         log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
         return None
-    context = {**context, "case": case, "site_name": settings.site_name}
-    return queue_mail(
+    return queue_template_mail(
         session,
         settings,
         secret_key,
+        template=template,
+        context={**context, "case": case},
         case=case,
         to=to,
         subject=subject,
-        text=render_template(f"mail/{template}.txt", **context),
-        html=render_template(f"mail/{template}.html", **context),
         purpose=ACK_PURPOSE,
         in_reply_to=in_reply_to,
         references=references,
@@ -120,10 +118,6 @@ def acknowledge_request(
     )
 
 
-# An acknowledgement answers one message; a reply longer than this is a loop or an attack.
-ACK_MAX_REFERENCES = 20
-
-
 def acknowledge_mail(
     session: Session,
     settings: Settings,
@@ -141,7 +135,7 @@ def acknowledge_mail(
     threads under the message it answers and quotes none of it: the From of inbound mail can
     be forged, and an acknowledgement must not carry a stranger's words to someone else.
     """
-    thread = [*references, *([in_reply_to] if in_reply_to else [])][-ACK_MAX_REFERENCES:]
+    thread = [*references, *([in_reply_to] if in_reply_to else [])]  # queue_mail trims it
     return _acknowledge(
         session,
         settings,

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flask import render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,7 @@ from portal.models.base import utcnow
 from portal.policy import CaseStatus, Team, rule_for
 from portal.services import audit
 from portal.services.case_actions import CaseActionError
-from portal.services.outbound import queue_mail
+from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
 
@@ -201,17 +200,16 @@ def record_outcome(
         "outcome": decided.value,
         "outcome_label": OUTCOME_LABELS[decided],
         "reasons": appeal.outcome_reasons,
-        "site_name": settings.site_name,
     }
-    mail = queue_mail(
+    mail = queue_template_mail(
         session,
         settings,
         secret_key,
+        template="appeal_outcome",
+        context=context,
         case=appeal_case,
         to=appeal.appellant_email,
         subject=f"[{appeal_case.reference}] The outcome of your appeal of {original.reference}",
-        text=render_template("mail/appeal_outcome.txt", **context),
-        html=render_template("mail/appeal_outcome.html", **context),
         purpose=PURPOSE_OUTCOME,
         author_staff_id=staff.id,
         now=now,

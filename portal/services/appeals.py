@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from flask import render_template
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
@@ -56,7 +55,7 @@ from portal.services.appeal_checks import (
     role_of_sender,
 )
 from portal.services.cases import assign_reference, find_or_create_reporter
-from portal.services.outbound import queue_mail
+from portal.services.outbound import queue_template_mail, thread_under
 from portal.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -310,19 +309,20 @@ def _answer_appellant(
     answering: Message | None,
 ) -> int:
     """Mail the appellant at the address on record, threaded where they wrote, and audit it."""
-    mail = _queue_answer(
+    mail = queue_template_mail(
         session,
         settings,
         secret_key,
+        template=template,
+        context=context,
         case=answer_on or case,
         to=appeal.appellant_email,
         subject=_subject(answer_on, case, text),
-        template=template,
-        context=context,
         purpose=purpose,
-        answering=answering,
+        **thread_under(answering),
+        auto_reply=True,
         now=now,
-    )
+    ).id
     audit.record(
         session,
         actor="public" if appeal.channel == Channel.WEB else "mailbridge",
@@ -340,46 +340,6 @@ def _subject(answer_on: Case | None, case: Case, text: str) -> str:
     if answer_on is None or answer_on.id == case.id:
         return f"[{case.reference}] {text}"
     return f"[{answer_on.reference}] {text} of {case.reference}"
-
-
-def _queue_answer(
-    session: Session,
-    settings: Settings,
-    secret_key: str,
-    *,
-    case: Case,
-    to: str,
-    subject: str,
-    template: str,
-    context: dict[str, Any],
-    purpose: str,
-    answering: Message | None,
-    now: datetime,
-) -> int:
-    """An automatic answer (RFC 3834), threaded under the mail it answers, if any."""
-    thread = (answering.references or "").split() if answering else []
-    outbound = queue_mail(
-        session,
-        settings,
-        secret_key,
-        case=case,
-        to=to,
-        subject=subject,
-        text=render_template(f"mail/{template}.txt", **context),
-        html=render_template(f"mail/{template}.html", **context),
-        purpose=purpose,
-        in_reply_to=answering.message_id if answering else None,
-        references=[
-            *thread,
-            *([answering.message_id] if answering and answering.message_id else []),
-        ][-20:],
-        auto_reply=True,
-        now=now,
-    )
-    return outbound.id
-
-
-# -- filing by mail -------------------------------------------------------------------------
 
 
 def appeal_from_mail(
@@ -542,24 +502,19 @@ def confirm_appeal(
     appeal.route = assessment.route.value
     appeal.route_reason = assessment.route_reason
     appeal_case = _open_appeal_case(session, settings, appeal, case, assessment.route, now=now)
-    mail = _queue_answer(
+    mail = queue_template_mail(
         session,
         settings,
         secret_key,
+        template="appeal_filed",
+        context={"appeal": appeal, "appeal_case": appeal_case, "case": case},
         case=appeal_case,
         to=appeal.appellant_email,
         subject=f"[{appeal_case.reference}] Your appeal of {case.reference} is with its reviewers",
-        template="appeal_filed",
-        context={
-            "appeal": appeal,
-            "appeal_case": appeal_case,
-            "case": case,
-            "site_name": settings.site_name,
-        },
         purpose=PURPOSE_FILED,
-        answering=None,
+        auto_reply=True,
         now=now,
-    )
+    ).id
     for target, action in ((case.id, "appeal.confirmed"), (appeal_case.id, "appeal.opened")):
         audit.record(
             session,

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from pathlib import Path
+from typing import Any
 
+from flask import render_template
 from flask_mail import Message as MailMessage
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -97,6 +99,43 @@ def message_id_list(values: Iterable[str]) -> list[str]:
     return [token for value in values for token in _MSG_ID.findall(value or "")]
 
 
+# A References chain longer than this is trimmed from its oldest end (RFC 5322 allows it):
+# longer ones are loops or attacks.
+MAX_REFERENCES = 20
+
+
+def thread_under(answered: Message | None) -> dict[str, Any]:
+    """``in_reply_to`` and ``references`` for :func:`queue_mail`, answering ``answered``."""
+    if answered is None:
+        return {"in_reply_to": None, "references": []}
+    chain = (answered.references or "").split()
+    return {
+        "in_reply_to": answered.message_id,
+        "references": [*chain, *([answered.message_id] if answered.message_id else [])],
+    }
+
+
+def queue_template_mail(
+    session: Session,
+    settings: Settings,
+    secret_key: str,
+    *,
+    template: str,
+    context: dict[str, Any],
+    **mail: Any,
+) -> OutboundMail:
+    """:func:`queue_mail` with its text and HTML from ``mail/<template>.txt`` and ``.html``."""
+    context = {**context, "site_name": settings.site_name}
+    return queue_mail(
+        session,
+        settings,
+        secret_key,
+        text=render_template(f"mail/{template}.txt", **context),
+        html=render_template(f"mail/{template}.html", **context),
+        **mail,
+    )
+
+
 def queue_mail(
     session: Session,
     settings: Settings,
@@ -122,7 +161,7 @@ def queue_mail(
     _check_header("To", to)
     subject = header_text(subject)
     in_reply_to = next(iter(message_id_list([in_reply_to or ""])), None)
-    references = message_id_list(references)
+    references = list(dict.fromkeys(message_id_list(references)))[-MAX_REFERENCES:]
 
     message_id = make_message_id(
         secret=secret_key, case_id=case.id, recipient=to, domain=settings.mail_domain

@@ -14,7 +14,7 @@ from portal.models import CannedResponse, Case, Message, OutboundMail, ReplyPres
 from portal.models.base import utcnow
 from portal.models.message import Direction
 from portal.services import audit
-from portal.services.outbound import queue_mail
+from portal.services.outbound import queue_mail, thread_under
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?)\s*:\s*)+", re.IGNORECASE)
 
@@ -30,15 +30,6 @@ def reply_subject(case: Case, answered: Message | None) -> str:
     original = " ".join(original.split())
     original = _REPLY_PREFIX.sub("", original.replace(f"[{case.reference}]", "")).strip()
     return f"Re: [{case.reference}] {original}".rstrip()
-
-
-def references_for(answered: Message | None) -> list[str]:
-    if answered is None:
-        return []
-    chain = (answered.references or "").split()
-    if answered.message_id and answered.message_id not in chain:
-        chain.append(answered.message_id)
-    return chain[-20:]  # RFC 5322 allows trimming; keep the most recent links
 
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
@@ -88,8 +79,7 @@ def send_reply(
         subject=reply_subject(case, answered),
         text=body,
         purpose="reply",
-        in_reply_to=answered.message_id if answered else None,
-        references=references_for(answered),
+        **thread_under(answered),
         author_staff_id=staff.id,
         now=now,
     )
