@@ -23,13 +23,7 @@ def visibility(user: StaffUser) -> ColumnElement[bool]:
     """A WHERE clause true for exactly the cases ``user`` may see."""
     if not user.is_active:
         return false()
-    teams: list[str] = []
-    if user.has_role(Role.TRUST_SAFETY):
-        teams += [Team.TRUST_SAFETY, Team.APPEALS]
-    if user.has_role(Role.LEGAL):
-        teams.append(Team.LEGAL)
-    if user.has_role(Role.APPEALS_REVIEWER):
-        teams.append(Team.APPEALS)
+    teams = visible_teams(user)  # one role-to-queue mapping for the navigation and the rule
 
     if user.has_role(Role.ADMIN):
         by_role: ColumnElement[bool] = true()
@@ -72,7 +66,8 @@ def get_visible_case(session: Session, user: StaffUser, case_id: int) -> Case | 
 
 
 def visible_teams(user: StaffUser) -> list[str]:
-    """The queues to show in the inbox's navigation."""
+    """The queues a user works in: the inbox's navigation, and the team part of
+    :func:`visibility` (whose other rules then narrow it)."""
     if user.has_role(Role.ADMIN):
         return [Team.TRUST_SAFETY, Team.LEGAL, Team.APPEALS]
     teams: list[str] = []

@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, Form, SelectChoice, StringField
 from wtforms.validators import ValidationError
 
+from portal.addresses import EmailNotValidError, normalize_address
 from portal.text import clean_text
 
 
@@ -34,6 +35,15 @@ def must_be_empty(form: Form, field: Field) -> None:
         raise ValidationError(
             "This looked like an automated submission. If you are a person, please send it again."
         )
+
+
+def normalized_email(form: Form, field: Field) -> None:
+    """An address as email-validator normalises it (syntax only), or its message to the
+    person who typed it; the field keeps the normalised form."""
+    try:
+        field.data = normalize_address(field.data or "")
+    except EmailNotValidError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 class MaxWords:

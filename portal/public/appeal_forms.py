@@ -16,9 +16,8 @@ from werkzeug.datastructures import FileStorage
 from wtforms import EmailField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.addresses import EmailNotValidError, normalize_address
 from portal.appeals import AppellantRole
-from portal.forms import CleanForm, must_be_empty
+from portal.forms import CleanForm, must_be_empty, normalized_email
 from portal.models.case import DETAILS_MAX_CHARS, REFERENCE_PATTERN
 from portal.services.appeals import AppealFiling, UploadedFile
 
@@ -73,6 +72,7 @@ class AppealForm(CleanForm):
         validators=[
             DataRequired("Give the e-mail address you used in this case."),
             Length(max=254),
+            normalized_email,
         ],
     )
     appellant_role = RadioField(
@@ -99,12 +99,6 @@ class AppealForm(CleanForm):
     def validate_case_reference(self, field: StringField) -> None:
         if not REFERENCE_PATTERN.fullmatch(field.data or ""):
             raise ValidationError("A reference looks like OA-2026-000123.")
-
-    def validate_appellant_email(self, field: EmailField) -> None:
-        try:
-            field.data = normalize_address(field.data or "")
-        except EmailNotValidError as exc:
-            raise ValidationError(str(exc)) from exc
 
     def validate_attachments(self, field: MultipleFileField) -> None:
         files: list[FileStorage] = [f for f in field.data or [] if isinstance(f, FileStorage) and f]

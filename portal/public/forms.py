@@ -7,8 +7,7 @@ from datetime import date
 from wtforms import DateField, EmailField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.addresses import EmailNotValidError, normalize_address
-from portal.forms import CleanForm, MaxWords, must_be_empty
+from portal.forms import CleanForm, MaxWords, must_be_empty, normalized_email
 from portal.models.case import (
     DETAILS_MAX_CHARS,
     SHORT_TEXT_MAX,
@@ -102,6 +101,7 @@ class RequestForm(CleanForm):
         validators=[
             DataRequired("Give an e-mail address so that we can answer you."),
             Length(max=254),
+            normalized_email,
         ],
     )
     details = TextAreaField(
@@ -120,12 +120,6 @@ class RequestForm(CleanForm):
         # A child protection report is never held up by a word limit (policy: "right away").
         if self.selected_action() is not ActionType.CHILD_PROTECTION:
             MaxWords(SUMMARY_MAX_WORDS)(self, field)
-
-    def validate_requester_email(self, field: EmailField) -> None:
-        try:
-            field.data = normalize_address(field.data or "")
-        except EmailNotValidError as exc:
-            raise ValidationError(str(exc)) from exc
 
     def validate_scope_until(self, field: DateField) -> None:
         if field.data and field.data <= date.today():

@@ -24,7 +24,7 @@ from portal.models import Appeal, AppealState, Case, Role, StaffUser
 from portal.models.base import utcnow
 from portal.policy import CaseStatus, Team, rule_for
 from portal.services import audit
-from portal.services.case_actions import CaseActionError
+from portal.services.case_actions import CaseActionError, record_change
 from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
@@ -235,15 +235,8 @@ def refer_to_committee(
     appeal.route = Route.COMMITTEE.value
     appeal.route_reason = f"Referred to the committee by {ROUTE_LABELS[route]}."
     appeal_case.team = ROUTE_TEAM[Route.COMMITTEE].value
-    appeal_case.updated_at = now
-    audit.record(
-        session,
-        actor=audit.staff_actor(staff),
-        action="appeal.referred",
-        case_id=appeal_case.id,
-        details={"before": before, "after": {"route": appeal.route, "team": appeal_case.team}},
-        now=now,
-    )
+    after = {"route": appeal.route, "team": appeal_case.team}
+    record_change(session, staff, appeal_case, "appeal.referred", before, after, now)
 
 
 def share_with_reviewers(
@@ -259,14 +252,14 @@ def share_with_reviewers(
     case.shared_with_reviewers = shared
     if before == shared:
         return
-    case.updated_at = now
-    audit.record(
+    record_change(
         session,
-        actor=audit.staff_actor(staff),
-        action="case.shared_with_reviewers",
-        case_id=case.id,
-        details={"before": {"shared": before}, "after": {"shared": shared}},
-        now=now,
+        staff,
+        case,
+        "case.shared_with_reviewers",
+        {"shared": before},
+        {"shared": shared},
+        now,
     )
 
 

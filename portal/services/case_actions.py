@@ -26,7 +26,7 @@ class CaseActionError(ValueError):
     """A change staff asked for that the rules do not allow."""
 
 
-def _changed(
+def record_change(
     session: Session,
     staff: StaffUser,
     case: Case,
@@ -35,6 +35,7 @@ def _changed(
     after: dict[str, Any],
     now: datetime,
 ) -> None:
+    """Touch the case and audit one change by staff, with what it was and what it is now."""
     case.updated_at = now
     audit.record(
         session,
@@ -60,7 +61,7 @@ def assign(
     case.assignee_id = assignee.id if assignee else None
     if case.status == CaseStatus.NEW and assignee is not None:
         case.status = CaseStatus.OPEN
-    _changed(
+    record_change(
         session,
         staff,
         case,
@@ -80,7 +81,7 @@ def change_status(
         raise CaseActionError("Record the decision first: the status follows from it.")
     before = case.status
     case.status = new
-    _changed(
+    record_change(
         session, staff, case, "case.status_changed", {"status": before}, {"status": new.value}, now
     )
 
@@ -110,7 +111,7 @@ def classify(
     case.confidential = confidential
     after = {"action": case.action, "team": case.team, "confidential": case.confidential}
     if after != before:
-        _changed(session, staff, case, "case.classified", before, after, now)
+        record_change(session, staff, case, "case.classified", before, after, now)
 
 
 def add_party(
@@ -137,7 +138,7 @@ def add_party(
     session.add(party)
     session.flush()
     # The audit trail names the party row, never the address itself.
-    _changed(
+    record_change(
         session, staff, case, "case.party_added", {}, {"party_id": party.id, "role": role}, now
     )
 
@@ -174,7 +175,7 @@ def record_decision(
         case.scope_until = scope_until or case.scope_until
     case.part_of_global_ban = event_ban and part_of_global_ban
     case.irrevocable = event_ban and irrevocable
-    _changed(
+    record_change(
         session,
         staff,
         case,
@@ -215,7 +216,7 @@ def record_modification(
         f"Decision modified ({'substantial' if substantial else 'not substantial'}): {details}",
         now=now,
     )
-    _changed(
+    record_change(
         session,
         staff,
         case,

@@ -15,9 +15,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.addresses import EmailNotValidError, normalize_address
 from portal.appeals import OUTCOME_LABELS
-from portal.forms import CleanForm, options
+from portal.forms import CleanForm, normalized_email, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
 from portal.policy import RULES, CaseStatus, Team
 
@@ -62,14 +61,8 @@ class ClassifyForm(CleanForm):
 
 
 class PartyForm(CleanForm):
-    address = EmailField("Address", validators=[DataRequired(), Length(max=320)])
+    address = EmailField("Address", validators=[DataRequired(), Length(max=320), normalized_email])
     role = SelectField("Role", choices=options([("subject", "subject"), ("party", "other party")]))
-
-    def validate_address(self, field: EmailField) -> None:
-        try:
-            field.data = normalize_address(field.data or "")
-        except EmailNotValidError as exc:
-            raise ValidationError(str(exc)) from exc
 
 
 class DecisionForm(CleanForm):
