@@ -59,7 +59,7 @@ class Case(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Set right after the insert, from the id: see services.cases.open_request.
+    # Set right after the insert, from the id: see services.cases.add_case.
     reference: Mapped[str | None] = mapped_column(String(20), unique=True)
     kind: Mapped[str] = mapped_column(String(32), default=CaseKind.REQUEST)
     action: Mapped[str | None] = mapped_column(String(32))

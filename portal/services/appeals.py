@@ -38,7 +38,7 @@ from portal.appeals import (
     named_reference,
 )
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Attachment, Case, CaseParty, Message
+from portal.models import Appeal, AppealState, Attachment, Case, Message
 from portal.models.base import utcnow
 from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
@@ -54,7 +54,7 @@ from portal.services.appeal_checks import (
     pending_appeal_for,
     role_of_sender,
 )
-from portal.services.cases import assign_reference, find_or_create_reporter
+from portal.services.cases import add_case, find_or_create_reporter
 from portal.services.outbound import queue_template_mail, thread_under
 from portal.storage import BlobStore
 
@@ -574,12 +574,7 @@ def _open_appeal_case(
         created_at=now,
         updated_at=now,
     )
-    session.add(appeal_case)
-    session.flush()
-    assign_reference(appeal_case)
-    session.add(
-        CaseParty(case_id=appeal_case.id, address=reporter.canonical_email, role="requester")
-    )
+    add_case(session, appeal_case, reporter)
     first = Message(
         case_id=appeal_case.id,
         direction=Direction.INBOUND,

@@ -1,4 +1,4 @@
-"""Opening cases and adding to their timelines: the only code that writes cases."""
+"""Opening cases and adding to their timelines; :func:`add_case` is how every new case is stored."""
 
 from __future__ import annotations
 
@@ -89,6 +89,18 @@ class ReporterBook:
         return reporter
 
 
+def add_case(session: Session, case: Case, requester: Reporter | None) -> Case:
+    """Store a new case: its id (flushed, unless handed out already), its reference from
+    that id, and its requester as its first party, so their replies thread into it."""
+    session.add(case)
+    if case.id is None:
+        session.flush()
+    assign_reference(case)
+    if requester is not None:
+        session.add(CaseParty(case_id=case.id, address=requester.canonical_email, role="requester"))
+    return case
+
+
 def assign_reference(case: Case) -> str:
     """Give a flushed case its reference, from the year it was opened and its id."""
     if case.id is None:
@@ -127,10 +139,7 @@ def open_request(
         created_at=now,
         updated_at=now,
     )
-    session.add(case)
-    session.flush()
-    assign_reference(case)
-    session.add(CaseParty(case_id=case.id, address=reporter.canonical_email, role="requester"))
+    add_case(session, case, reporter)
     session.add(
         Message(
             case_id=case.id,
@@ -232,12 +241,7 @@ def open_mail_case(
         created_at=now,
         updated_at=now,
     )
-    session.add(case)
-    if case.id is None:
-        session.flush()
-    assign_reference(case)
-    if reporter is not None:
-        session.add(CaseParty(case_id=case.id, address=reporter.canonical_email, role="requester"))
+    add_case(session, case, reporter)
     details: dict[str, str] = {
         "reference": case.reference or "",
         "channel": Channel.MAIL,
