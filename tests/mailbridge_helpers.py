@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,8 +21,12 @@ from typing import Any
 
 from click.testing import Result
 from flask.testing import FlaskCliRunner
+from sqlalchemy import select
 
 from mailbridge.cli import cli as mailbridge_cli
+from mailbridge.prepare import IncomingMail
+from portal.extensions import db
+from portal.models import Message
 from portal.models.base import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,3 +169,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+def inbound() -> list[Message]:
+    """Every inbound message stored, oldest first, read afresh (a sync expunges its rows)."""
+    db.session.rollback()
+    return list(
+        db.session.scalars(
+            select(Message).where(Message.direction == "inbound").order_by(Message.id)
+        )
+    )
+
+
+def incoming(raws: Iterable[bytes], arrived: datetime, *, first_uid: int = 1) -> list[IncomingMail]:
+    """``raws`` as fetched from a folder: consecutive UIDs, one arrival time."""
+    return [
+        IncomingMail(raw=raw, arrived_at=arrived, size=len(raw), uid=uid)
+        for uid, raw in enumerate(raws, start=first_uid)
+    ]

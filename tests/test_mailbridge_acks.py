@@ -12,10 +12,10 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Case, Lockout, Message, OutboundMail
+from portal.models import Case, Lockout, OutboundMail
 from portal.models.base import utcnow
 from portal.services.cases import find_or_create_reporter
-from tests.mailbridge_helpers import append_all, crlf, make_mail, sync
+from tests.mailbridge_helpers import append_all, crlf, inbound, make_mail, sync
 from tests.servers.fixtures import ImapAccount
 from tests.servers.smtp import SmtpServer
 
@@ -28,15 +28,6 @@ def app_config(imap_account: ImapAccount, smtp: SmtpServer) -> dict[str, Any]:
         "MAIL_PORT": smtp.port,
         "ACKS_PER_ADDRESS_PER_DAY": 2,
     }
-
-
-def inbound() -> list[Message]:
-    db.session.rollback()
-    return list(
-        db.session.scalars(
-            select(Message).where(Message.direction == "inbound").order_by(Message.id)
-        )
-    )
 
 
 def case_count() -> int:

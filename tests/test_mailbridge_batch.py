@@ -19,7 +19,7 @@ from portal.extensions import db
 from portal.models import Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.case import format_reference
-from tests.mailbridge_helpers import make_mail
+from tests.mailbridge_helpers import incoming, make_mail
 
 
 @pytest.fixture
@@ -40,10 +40,7 @@ def failing_third(monkeypatch: pytest.MonkeyPatch) -> None:
 def mails(count: int) -> list[IncomingMail]:
     arrived = datetime(2026, 1, 1, tzinfo=UTC)
     raws = [make_mail(f"Batch message {n}", sender=f"p{n}@example.net") for n in range(count)]
-    return [
-        IncomingMail(raw=raw, arrived_at=arrived, size=len(raw), uid=uid)
-        for uid, raw in enumerate(raws, start=1)
-    ]
+    return incoming(raws, arrived)
 
 
 def test_a_failure_in_a_batch_keeps_nothing_of_it(app: Flask, failing_third: None) -> None:
@@ -77,8 +74,7 @@ def test_a_failed_statement_logs_no_mail_content(
     db.session.add(MailboxState(name="ca", uidvalidity=1, last_uid=0))
     db.session.add(Case(reference=format_reference(now.year, 2), created_at=now, updated_at=now))
     db.session.commit()
-    raw = make_mail("Subject zebra-42", sender="hidden.person@example.net")
-    mail = IncomingMail(raw=raw, arrived_at=now, size=len(raw), uid=1)
+    (mail,) = incoming([make_mail("Subject zebra-42", sender="hidden.person@example.net")], now)
     with caplog.at_level(logging.WARNING), pytest.raises(BridgeFault):
         _ingestor("ca", acknowledge=False).ingest_batch([mail], uidvalidity=1, cursor_uid=1)
     assert "could not be filed in one go" in caplog.text

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Attachment, Case, Message
 from portal.storage import BlobStore
-from tests.mailbridge_helpers import append_all, crlf, sync
+from tests.mailbridge_helpers import append_all, crlf, inbound, sync
 from tests.servers.fixtures import ImapAccount
 
 MAIL_DIR = Path(__file__).parent / "mail"
@@ -44,15 +44,6 @@ def stdlib_corpus() -> list[Path]:
     if not files:
         pytest.skip("Python's email test corpus is empty on this machine")
     return files
-
-
-def inbound() -> list[Message]:
-    db.session.rollback()
-    return list(
-        db.session.scalars(
-            select(Message).where(Message.direction == "inbound").order_by(Message.id)
-        )
-    )
 
 
 def server_copies(account: ImapAccount) -> dict[int, bytes]:

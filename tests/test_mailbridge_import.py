@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from mailbridge.cli import cli as mailbridge_cli
 from portal.extensions import db
-from portal.models import Case, Message, OutboundMail
-from tests.mailbridge_helpers import append_all, make_mail, sync
+from portal.models import Case, OutboundMail
+from tests.mailbridge_helpers import append_all, inbound, make_mail, sync
 from tests.servers.fixtures import ImapAccount
 
 
@@ -28,15 +28,6 @@ def run_import(runner: FlaskCliRunner, path: Path, *args: str) -> str:
     result = runner.invoke(mailbridge_cli, ["import", str(path), *args])
     assert result.exit_code == 0, result.output
     return result.output.strip()
-
-
-def inbound() -> list[Message]:
-    db.session.rollback()
-    return list(
-        db.session.scalars(
-            select(Message).where(Message.direction == "inbound").order_by(Message.id)
-        )
-    )
 
 
 def as_exported(raw: bytes) -> bytes:

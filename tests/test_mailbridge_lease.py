@@ -17,12 +17,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from mailbridge.cli import _ingestor
-from mailbridge.ingest import IncomingMail
 from mailbridge.lease import Holder, MailboxLeased, give_back, take
 from portal.extensions import db
 from portal.models import MailboxState, Message
 from portal.models.base import utcnow
-from tests.mailbridge_helpers import append_all, make_mail, sync
+from tests.mailbridge_helpers import append_all, incoming, make_mail, sync
 from tests.servers.fixtures import ImapAccount
 
 ONE = Holder("host-one:101", seconds=600)
@@ -97,8 +96,7 @@ def test_filing_a_batch_renews_the_lease(state: None, app: Flask) -> None:
     ingestor = _ingestor("ca", acknowledge=False)
     start = utcnow() - timedelta(minutes=14)
     take(db.session, "ca", ingestor.holder, start)
-    raw = make_mail("Renewal", sender="renew@example.net")
-    mail = IncomingMail(raw=raw, arrived_at=utcnow(), size=len(raw), uid=1)
+    (mail,) = incoming([make_mail("Renewal", sender="renew@example.net")], utcnow())
     ingestor.ingest_batch([mail], uidvalidity=1, cursor_uid=1)
     owner, expires = lease()
     assert owner == ingestor.holder.name

@@ -38,7 +38,7 @@ from portal.policy import Team
 from portal.services import audit
 from portal.services.acks import ACK_PURPOSE
 from portal.services.cases import open_mail_case
-from tests.mailbridge_helpers import make_mail
+from tests.mailbridge_helpers import incoming, make_mail
 
 UIDVALIDITY = 7
 ALICE = "Alice Example <alice@example.org>"
@@ -107,10 +107,7 @@ def batch(now: datetime, *, poison_at: int | None = None) -> tuple[list[Incoming
     ]
     if poison_at is not None:
         raws.insert(poison_at, make_mail("poison pill", sender="poison@example.net"))
-    mails = [
-        IncomingMail(raw=raw, arrived_at=now, size=len(raw), uid=uid)
-        for uid, raw in enumerate(raws, start=1)
-    ]
+    mails = incoming(raws, now)
     return mails, reference
 
 
@@ -191,10 +188,7 @@ def test_acknowledged_mail_is_filed_in_one_go_too_within_the_daily_limit(
         *(make_mail(f"Separate matter {n}", sender=ALICE) for n in range(limit + 1)),
         *(make_mail(f"Report {n}", sender=f"person{n}@example.net") for n in range(3)),
     ]
-    mails = [
-        IncomingMail(raw=raw, arrived_at=now, size=len(raw), uid=uid)
-        for uid, raw in enumerate(raws, start=1)
-    ]
+    mails = incoming(raws, now)
     inserts.clear()
     with caplog.at_level(logging.WARNING, logger="mailbridge"):
         tally = ingestor.ingest_batch(mails, uidvalidity=UIDVALIDITY, cursor_uid=len(mails))

@@ -317,21 +317,3 @@ def test_dedup_rules() -> None:
     assert not known.moved(1, 8, 5)
     placeholder = Identity(uid=5, raw_sha256=None, content_sha256=None, message_id="<m@x>")
     assert known.duplicate_of(placeholder, 8) == 1
-
-
-def test_batch_blobs_become_visible_and_durable_only_on_sync(tmp_path: Path) -> None:
-    from portal.storage import BatchBlobStore
-
-    store = BatchBlobStore(tmp_path)
-    first = store.put(b"raw message one")
-    again = store.put(b"raw message one")
-    assert again == first
-    assert not store.exists(first.sha256)  # not under its name before the batch commits
-    store.sync()
-    assert store.read(first.sha256) == b"raw message one"
-
-    dropped = store.put(b"a batch that failed")
-    store.discard()
-    store.sync()
-    assert not store.exists(dropped.sha256)
-    assert not list(tmp_path.rglob(".tmp-*"))

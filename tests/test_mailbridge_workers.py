@@ -28,7 +28,7 @@ import portal.storage
 from mailbridge import workers
 from mailbridge.prepare import IncomingMail, Prepared, prepare_batch
 from portal.storage import BatchBlobStore, BlobStore, sha256_hex
-from tests.mailbridge_helpers import crlf, make_mail
+from tests.mailbridge_helpers import crlf, incoming, make_mail
 
 ARRIVED = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # fixed: missing Date headers fall back to it
 CORPUS = sorted((Path(__file__).parent / "mail").glob("*.eml"))
@@ -40,13 +40,6 @@ def stop_pool() -> Iterator[None]:
     workers.shutdown()
     yield
     workers.shutdown()
-
-
-def incoming(raws: list[bytes]) -> list[IncomingMail]:
-    return [
-        IncomingMail(raw=raw, arrived_at=ARRIVED, size=len(raw), uid=uid)
-        for uid, raw in enumerate(raws, start=1)
-    ]
 
 
 def mixed_batch() -> list[IncomingMail]:
@@ -65,7 +58,7 @@ def mixed_batch() -> list[IncomingMail]:
         )
         for n in range(6)
     ]
-    mails = incoming(raws)
+    mails = incoming(raws, ARRIVED)
     header = b"From: big@example.net\r\nSubject: huge\r\nMessage-ID: <huge@example.net>\r\n\r\n"
     mails.append(
         IncomingMail(
@@ -162,14 +155,14 @@ def test_small_batches_and_zero_workers_stay_in_this_process(
         raise AssertionError("a pool was asked for")
 
     monkeypatch.setattr(workers, "_shared_pool", no_pool)
-    small = incoming([make_mail(f"Small {n}") for n in range(workers.MIN_PARALLEL - 1)])
+    small = incoming([make_mail(f"Small {n}") for n in range(workers.MIN_PARALLEL - 1)], ARRIVED)
     ticket = submit(small, tmp_path / "blobs")
     assert ticket.futures == []
     assert ticket.done is not None
     assert ticket.result() == in_process(small, tmp_path / "again")
     assert_blobs_stored(ticket.result(), small, tmp_path / "blobs")
 
-    large = incoming([make_mail(f"Large {n}") for n in range(workers.MIN_PARALLEL + 2)])
+    large = incoming([make_mail(f"Large {n}") for n in range(workers.MIN_PARALLEL + 2)], ARRIVED)
     ticket = submit(large, tmp_path / "blobs", count=0)
     assert ticket.futures == []
     assert ticket.done is not None
@@ -190,7 +183,9 @@ def test_a_worker_killed_mid_batch_does_not_lose_it(
     """The batch is prepared here instead (with a warning), and the next batch gets a fresh
     pool. Deterministic: both workers are first kept busy sleeping, so the batch's chunks
     are still queued when the workers die."""
-    mails = incoming([make_mail(f"Doomed {n}", sender=f"d{n}@example.net") for n in range(10)])
+    mails = incoming(
+        [make_mail(f"Doomed {n}", sender=f"d{n}@example.net") for n in range(10)], ARRIVED
+    )
     pool = workers._shared_pool(2)
     sleepers = [pool.submit(time.sleep, 60) for _ in range(2)]
     ticket = submit(mails, tmp_path / "blobs")
@@ -216,7 +211,9 @@ def test_a_worker_killed_mid_batch_does_not_lose_it(
 def test_a_worker_killed_between_batches_does_not_lose_the_next(tmp_path: Path) -> None:
     """Workers can die while idle too (OOM killer between batches); the module promises a
     worker's death never loses a batch, so the next submit must still prepare it."""
-    mails = incoming([make_mail(f"Idle {n}", sender=f"i{n}@example.net") for n in range(10)])
+    mails = incoming(
+        [make_mail(f"Idle {n}", sender=f"i{n}@example.net") for n in range(10)], ARRIVED
+    )
     expected = submit(mails, tmp_path / "blobs").result()
     pool = workers._shared_pool(2)
     _kill_workers(pool)
