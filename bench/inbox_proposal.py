@@ -1,8 +1,9 @@
-"""The search fix bench_inbox's figures call for, measured before it goes into portal/.
+"""An exact alternative to the capped search of main, measured but not applied.
 
-Runs the same measurements as bench_inbox on the same database, with the inbox page swapped
-for the proposed one below. portal/ itself is not touched: once the change is applied there,
-this file has done its job and can go.
+Main caps a search at the 20,000 most recent matching messages (``portal.search.
+SEARCH_HIT_LIMIT``). This runs the same measurements as bench_inbox on the same database with
+the inbox page swapped for an uncapped one (walk the queue and probe each case, for common
+words). portal/ itself is not touched; bench/README.md compares the two.
 
     .venv/bin/python -m bench.inbox_proposal [--runs 200] [--warmup 10]
 

@@ -49,7 +49,6 @@ from portal.extensions import db
 from portal.models import AuditEvent, Case, CaseParty, Message, Reporter
 from portal.models.case import NO_DUE_DATE, format_reference
 from portal.policy import RULES, ActionType, CaseKind, CaseStatus, Priority, Team, due_at
-from portal.search import CREATE_STATEMENTS
 from portal.services import staff as staff_service
 from portal.services.audit import _digest as audit_digest
 
@@ -974,24 +973,14 @@ def audit_rows(cases: list[dict[str, Any]], prev_hash: str | None) -> list[dict[
     return rows
 
 
-def ensure_search_triggers(conn: Connection) -> list[str]:
-    """The FTS5 triggers must be there, or the messages would go in unindexed.
-
-    A later revision that rebuilds ``messages`` with Alembic's batch mode (move and copy)
-    drops them silently. Put back any that are missing, with the app's own DDL, and say so.
-    """
+def check_search_triggers(conn: Connection) -> None:
+    """The FTS5 triggers must be there, or the messages would go in unindexed. The migrations
+    keep them (0004 adds its columns in place, 0007 restored them where an earlier 0004 had
+    dropped them; tests/test_migrations.py checks it): a miss here is a bug, not a repair job."""
     present = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all())
     missing = sorted({"messages_search_ai", "messages_search_ad", "messages_search_au"} - present)
     if missing:
-        print(
-            f"WARNING: the migrations left messages without {', '.join(missing)}: "
-            "restoring them from portal.search.CREATE_STATEMENTS",
-            flush=True,
-        )
-        for statement in CREATE_STATEMENTS:
-            conn.exec_driver_sql(statement)
-        conn.exec_driver_sql("INSERT INTO message_search(message_search) VALUES ('rebuild')")
-    return missing
+        raise RuntimeError(f"the migrations left messages without {', '.join(missing)}")
 
 
 def file_size(path: Path) -> int:
@@ -1031,7 +1020,7 @@ def seed(
         flask_migrate.upgrade(revision="heads")
         phases["migrations"] = time.perf_counter() - mark
         log("schema migrated", started)
-        restored = ensure_search_triggers(db.session.connection())
+        check_search_triggers(db.session.connection())
         db.session.commit()
 
         staff_logins = []
@@ -1149,7 +1138,6 @@ def seed(
         "seconds_total": round(total, 1),
         "db_bytes": size,
         "workers": workers,
-        "fts_triggers_restored": restored,
         "now": NOW.isoformat(),
         "password": STAFF_PASSWORD,
         "secret_key": SECRET_KEY,
@@ -1176,7 +1164,7 @@ def upgrade(path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     with app.app_context():
         flask_migrate.upgrade(revision="heads")
-        restored = ensure_search_triggers(db.session.connection())
+        check_search_triggers(db.session.connection())
         db.session.commit()
         db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         revisions = db.session.scalars(text("SELECT version_num FROM alembic_version")).all()
@@ -1187,7 +1175,6 @@ def upgrade(path: Path) -> dict[str, Any]:
         {
             "revisions": revisions,
             "seconds": round(time.perf_counter() - started, 1),
-            "fts_triggers_restored": restored,
         },
     ]
     meta["db_bytes"] = file_size(path)
