@@ -4,14 +4,21 @@ from the inbox, answer it, and see the answer on the timeline."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
+import pytest
 from playwright.sync_api import Page
 
 from portal.models import Case, StaffUser
 from tests.e2e.pages import StaffPages
 from tests.factories import STAFF_PASSWORD, unused_code
 from tests.servers.browser import LiveServer
+from tests.servers.smtp import SmtpServer
+
+
+@pytest.fixture
+def app_config(smtp: SmtpServer) -> dict[str, Any]:
+    return {"MAIL_SERVER": smtp.host, "MAIL_PORT": smtp.port}
 
 
 def test_sign_in_open_a_case_and_reply(
@@ -19,7 +26,7 @@ def test_sign_in_open_a_case_and_reply(
     live_server: LiveServer,
     create_staff: Callable[..., StaffUser],
     create_case: Callable[..., Case],
-    tmp_path: Path,
+    smtp: SmtpServer,
 ) -> None:
     agent = create_staff("trust_safety", name="Agent")
     case = create_case("global_ban", summary="Coordinated harassment on three wikis")
@@ -36,8 +43,9 @@ def test_sign_in_open_a_case_and_reply(
     assert "Thank you for your report. We are reviewing it." in timeline
     assert "Sent by us" in timeline
     assert page.get_by_text("Reply sent.").is_visible()
-    # No SMTP server in this test: the mail went to the file outbox.
-    assert list((tmp_path / "outbox").glob("*-reply.eml"))
+    (sent,) = smtp.wait_for(1)
+    assert sent.message()["Subject"].startswith(f"Re: [{case.reference}]")
+    assert "We are reviewing it." in sent.message().get_body(("plain",)).get_content()
 
 
 def test_wrong_code_is_refused_calmly(
