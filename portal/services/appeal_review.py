@@ -239,15 +239,24 @@ def refer_to_committee(
     record_change(session, staff, appeal_case, "appeal.referred", before, after, now)
 
 
+def why_cannot_share(staff: StaffUser, case: Case) -> str | None:
+    """Why ``staff`` may not open ``case`` to the review committee; None when they may (the
+    case page offers the form exactly then)."""
+    if not staff.has_role(Role.TRUST_SAFETY, Role.ADMIN):
+        return "Only Trust & Safety decide what the review committee may read."
+    if case.team == Team.APPEALS:
+        return "This is an appeal: its reviewers see it already."
+    return None
+
+
 def share_with_reviewers(
     session: Session, *, staff: StaffUser, case: Case, shared: bool, now: datetime | None = None
 ) -> None:
     """Trust & Safety let the committee read the whole file of a case under appeal, or stop."""
     now = now or utcnow()
-    if not staff.has_role(Role.TRUST_SAFETY, Role.ADMIN):
-        raise AppealError("Only Trust & Safety decide what the review committee may read.")
-    if case.team == Team.APPEALS:
-        raise AppealError("This is an appeal: its reviewers see it already.")
+    refusal = why_cannot_share(staff, case)
+    if refusal:
+        raise AppealError(refusal)
     before = case.shared_with_reviewers
     case.shared_with_reviewers = shared
     if before == shared:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import Case, Role
+from portal.models import Case
 from portal.models.base import utcnow
 from portal.policy import CaseKind
 from portal.services import appeal_review, outbound
@@ -60,9 +60,9 @@ def appeal_helpers() -> dict[str, Any]:
     def panel(case: Case) -> appeal_review.AppealsPanel:
         return appeal_review.appeals_panel(db.session, current_user, case)
 
-    may_share = current_user.is_authenticated and current_user.has_role(
-        Role.TRUST_SAFETY, Role.ADMIN
-    )
+    def may_share(case: Case) -> bool:
+        return appeal_review.why_cannot_share(current_user, case) is None
+
     return {"appeals_panel": panel, "may_share_with_reviewers": may_share}
 
 
