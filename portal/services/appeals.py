@@ -397,22 +397,8 @@ def appeal_from_mail(
         created_at=now,
     )
     assessment = assess_case(session, case, filed_at=filed_at)
-    if not assessment.eligible:
-        result = _refuse(
-            session,
-            settings,
-            secret_key,
-            appeal,
-            case,
-            assessment,
-            now=now,
-            answer_on=inquiry,
-            answering=message,
-        )
-        # Answered and closed: a refused appeal never waits in a reviewer's queue.
-        inquiry.status = CaseStatus.CLOSED
-        return result
-    result = _ask_for_confirmation(
+    answer = _ask_for_confirmation if assessment.eligible else _refuse
+    result = answer(
         session,
         settings,
         secret_key,
@@ -423,8 +409,9 @@ def appeal_from_mail(
         answer_on=inquiry,
         answering=message,
     )
-    # Out of the open queue until the link is followed: an unconfirmed appeal reaches no
-    # reviewer. Confirming reopens it as the appeal (see _open_appeal_case).
+    # Answered, and out of the open queue either way: a refused appeal never waits in a
+    # reviewer's queue, and an unconfirmed one reaches no reviewer until its link is followed
+    # (confirming reopens the inquiry as the appeal, see _open_appeal_case).
     inquiry.status = CaseStatus.CLOSED
     return result
 
