@@ -146,6 +146,8 @@ def _fts_hits(query: str, limit: int) -> Select[tuple[int]]:
 
 def hits_capped(session: Session, user_text: str) -> bool:
     """Whether more messages match than a search looks through."""
+    if case_reference_query(user_text) is not None:
+        return False  # a reference goes straight to its case: no full-text search ran
     query = fts_query(user_text)
     if query is None or session.get_bind().dialect.name != "sqlite":
         return False
