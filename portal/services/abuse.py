@@ -22,6 +22,7 @@ from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, Staf
 from portal.models.base import utcnow
 from portal.policy import (
     FREQUENCY_WINDOW,
+    LOCKOUT_MAX_DAYS,
     AbuseCategory,
     Intent,
     LockoutFactors,
@@ -274,8 +275,8 @@ def confirm_lockout(
     if override_days is not None and override_days != proposal.days:
         if not (override_reason or "").strip():
             raise AbuseError("Give a written reason for a length other than the proposed one.")
-        if not 1 <= override_days <= 365:
-            raise AbuseError("A lockout lasts between 1 and 365 days.")
+        if not 1 <= override_days <= LOCKOUT_MAX_DAYS:
+            raise AbuseError(f"A lockout lasts between 1 and {LOCKOUT_MAX_DAYS} days.")
         days = override_days
     lockout = Lockout(
         reporter_id=reporter.id,
