@@ -51,6 +51,7 @@ from portal.models.case import NO_DUE_DATE, format_reference
 from portal.policy import RULES, ActionType, CaseKind, CaseStatus, Priority, Team, due_at
 from portal.services import staff as staff_service
 from portal.services.audit import _digest as audit_digest
+from portal.services.audit import chain_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "bench" / "results" / "inbox.sqlite3"
@@ -923,7 +924,7 @@ def insert_all(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> 
         conn.execute(insert(table), list(part))
 
 
-def audit_rows(cases: list[dict[str, Any]], prev_hash: str | None) -> list[dict[str, Any]]:
+def audit_rows(cases: list[dict[str, Any]], head: tuple[int, str | None]) -> list[dict[str, Any]]:
     """case.opened for every case and case.decided for decided ones, chained like record()."""
     events: list[tuple[datetime, int, str, str, dict[str, Any]]] = []
     for case in cases:
@@ -948,10 +949,15 @@ def audit_rows(cases: list[dict[str, Any]], prev_hash: str | None) -> list[dict[
             )
     events.sort(key=lambda event: (event[0], event[1]))
     rows = []
+    seq, prev_hash = head
+    key = chain_key()
     for created_at, case_id, actor, action, details in events:
         created_at = created_at.replace(microsecond=0)
+        seq += 1
         row_hash = audit_digest(
+            key,
             prev_hash,
+            seq=seq,
             case_id=case_id,
             actor=actor,
             action=action,
@@ -960,6 +966,7 @@ def audit_rows(cases: list[dict[str, Any]], prev_hash: str | None) -> list[dict[
         )
         rows.append(
             {
+                "seq": seq,
                 "case_id": case_id,
                 "actor": actor,
                 "action": action,
@@ -1073,10 +1080,14 @@ def seed(
                     for row in case_rows
                 ],
             )
-            prev_hash = conn.scalar(
-                text("SELECT row_hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            head = conn.execute(
+                text("SELECT seq, row_hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            ).first()
+            insert_all(
+                conn,
+                AuditEvent.__table__,
+                audit_rows(case_rows, (head[0], head[1]) if head else (0, None)),
             )
-            insert_all(conn, AuditEvent.__table__, audit_rows(case_rows, prev_hash))
             conn.commit()
             phases["insert_reporters_cases_parties_audit"] = time.perf_counter() - mark
             log("reporters, cases, parties and audit trail inserted", started)

@@ -15,9 +15,8 @@ from flask.cli import AppGroup
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Reporter, Role
-from portal.services import outbound, staff
+from portal.services import audit, outbound, staff
 from portal.services.abuse import active_lockouts
-from portal.services.audit import broken_links
 from portal.services.export import export_cases
 
 cases_cli = AppGroup("cases", help="Work with cases.")
@@ -109,13 +108,35 @@ def outbox_flush() -> None:
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain of the audit trail; exit 1 and name the rows that break it."""
-    broken = [event.id for event in broken_links(db.session)]
+@click.option(
+    "--anchor",
+    "anchor_line",
+    default=None,
+    metavar="LINE",
+    help="An earlier `audit anchor` line: also fail if the chain no longer extends it.",
+)
+def audit_verify(anchor_line: str | None) -> None:
+    """Check the keyed hash chain of the audit trail; exit 1 and say where it breaks."""
+    anchor = None
+    if anchor_line is not None:
+        try:
+            anchor = audit.parse_anchor(anchor_line)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    broken = [event.id for event in audit.broken_links(db.session)]
     if broken:
         click.echo(f"audit trail BROKEN at event(s): {', '.join(map(str, broken))}", err=True)
         sys.exit(1)
-    click.echo("audit trail intact")
+    if anchor is not None and (why := audit.anchor_mismatch(db.session, anchor)):
+        click.echo(f"audit trail does NOT match its anchor: {why}", err=True)
+        sys.exit(1)
+    click.echo("audit trail intact" + (" and extends its anchor" if anchor else ""))
+
+
+@audit_cli.command("anchor")
+def audit_anchor() -> None:
+    """Print the chain's head (sequence number, hash, time) as one line to keep elsewhere."""
+    click.echo(audit.current_anchor(db.session).line())
 
 
 @lockouts_cli.command("list")

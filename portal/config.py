@@ -8,6 +8,8 @@ reads the typed, frozen :class:`Settings` rather than the loose dict.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Mapping
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # default: SQLite in the instance folder
     "SECRET_KEY": None,  # default: generated once and kept in the instance folder
+    # "production" makes missing secrets a refusal to start instead of a generated default.
+    "ENV": "development",
+    # Keys the audit trail's hash chain. Kept outside the database, so that someone who can
+    # write to it cannot recompute the chain after an edit. Default (development only): derived
+    # from the secret key.
+    "AUDIT_KEY": None,
     "MAIL_SERVER": "",  # empty: write outgoing mail to instance/outbox/ instead
     "MAIL_PORT": 25,
     "MAIL_USE_TLS": False,
@@ -80,6 +88,7 @@ class Settings:
     request_rate_limit: str
     acks_per_address_per_day: int
     site_name: str
+    audit_key: bytes = b""
     public_url: str = DEFAULTS["PUBLIC_URL"]
     appeal_clock_days: int = DEFAULTS["APPEAL_CLOCK_DAYS"]
     appeal_confirm_hours: int = DEFAULTS["APPEAL_CONFIRM_HOURS"]
@@ -100,6 +109,7 @@ class Settings:
             request_rate_limit=config["REQUEST_RATE_LIMIT"],
             acks_per_address_per_day=int(config["ACKS_PER_ADDRESS_PER_DAY"]),
             site_name=config["SITE_NAME"],
+            audit_key=_audit_key(config),
             public_url=str(config["PUBLIC_URL"]).rstrip("/"),
             appeal_clock_days=int(config["APPEAL_CLOCK_DAYS"]),
             appeal_confirm_hours=int(config["APPEAL_CONFIRM_HOURS"]),
@@ -138,6 +148,22 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     settings = Settings.from_config(config)
     app.extensions["portal.settings"] = settings
     return settings
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run safely; the message names the variable to set."""
+
+
+def _audit_key(config: Mapping[str, Any]) -> bytes:
+    if config["AUDIT_KEY"]:
+        return str(config["AUDIT_KEY"]).encode()
+    if config["ENV"] == "production":
+        raise ConfigurationError(
+            "PORTAL_AUDIT_KEY must be set when PORTAL_ENV=production: it keys the audit "
+            "trail's hash chain and is kept outside the database"
+        )
+    secret = str(config["SECRET_KEY"]).encode()
+    return hmac.new(secret, b"portal audit chain (development)", hashlib.sha256).digest()
 
 
 def get_settings() -> Settings:

@@ -304,7 +304,7 @@ SAMPLES: list[tuple[type[Any], dict[str, Any], set[str]]] = [
         {"direction": "inbound", "channel": "mail", "created_at": WHEN, "recipients": None},
         {"dedup_key"},
     ),
-    (AuditEvent, {"actor": "system", "action": "x", "created_at": WHEN, "row_hash": "h"}, set()),
+    (AuditEvent, {"actor": "system", "action": "x", "created_at": WHEN, "row_hash": "h"}, {"seq"}),
     (Reporter, {"email": "a@example.org", "created_at": WHEN}, {"canonical_email"}),
     (CaseParty, {"case_id": 1, "role": "requester"}, {"address"}),
     (
@@ -332,7 +332,9 @@ def test_insert_new_rows_stores_what_a_flush_stores(
     db.session.commit()
 
     def build(tag: str) -> Any:
-        return model(**given, **{column: f"{tag}-{column}" for column in unique})
+        # Unique values per row: text, or a number for the audit chain's sequence number.
+        values = {c: {"flush": 1, "bulk": 2}[tag] if c == "seq" else f"{tag}-{c}" for c in unique}
+        return model(**given, **values)
 
     flushed = build("flush")
     db.session.add(flushed)

@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select
 
 from portal.extensions import db
 from portal.search import is_search_table
@@ -143,3 +143,45 @@ def test_upgrade_keeps_existing_cases_messages_and_parties(empty_app) -> None:  
             "SELECT rowid FROM message_search WHERE message_search MATCH 'haystack'"
         ).fetchall()
         assert len(found) == 1
+
+
+def test_upgrade_keys_the_existing_audit_chain_and_keeps_its_old_breaks(empty_app) -> None:  # type: ignore[no-untyped-def]
+    """Data-carrying (0008): rows chained with plain SHA-256, one of them forked by two
+    concurrent writers, come out numbered and keyed; the fork is not laundered away but named
+    in the `audit.keyed` event appended at the end."""
+    import hashlib
+    import json
+
+    upgrade(revision="0007_search_triggers")
+    prev: str | None = None
+    rows = []
+    for number in range(1, 5):
+        created = f"2026-01-0{number} 00:00:00"
+        # Row 3 forked: it links to row 1's hash, as a second writer reading the old head would.
+        link = rows[0][5] if number == 3 else prev
+        payload = json.dumps(
+            [link, None, "system", f"event.{number}", {}, f"2026-01-0{number}T00:00:00+00:00"],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        rows.append((number, "system", f"event.{number}", created, link, digest))
+        prev = digest
+    with db.engine.begin() as connection:
+        for row in rows:
+            connection.exec_driver_sql(
+                "INSERT INTO audit_events (id, actor, action, details, created_at, prev_hash, "
+                "row_hash) VALUES (?, ?, ?, '{}', ?, ?, ?)",
+                row,
+            )
+    upgrade()
+
+    from portal.models import AuditEvent
+    from portal.services.audit import broken_links
+
+    assert list(broken_links(db.session)) == []
+    events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert [e.action for e in events[:4]] == ["event.1", "event.2", "event.3", "event.4"]
+    assert events[-1].action == "audit.keyed"
+    assert events[-1].details == {"events": 4, "unkeyed_chain_broken_at": [3]}
