@@ -50,7 +50,9 @@ system-packages: ## Install Dovecot and Chromium from Debian when missing
 migrate: $(VENV)/.installed ## Apply database migrations (SQLite under instance/ by default)
 	$(BIN)/flask --app wsgi db upgrade
 
-run: migrate ## Serve the portal on http://127.0.0.1:5000 with SQLite
+run: migrate ## Serve the portal on http://127.0.0.1:5000 with SQLite, and the mail delivery worker
+	@$(BIN)/flask --app wsgi outbox run & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test ## ruff: lint and check formatting

@@ -236,4 +236,9 @@ def _deliver(session: Session, settings: Settings) -> None:
         log.exception("delivering queued mail failed; it stays queued")
         return
     if result.sent or result.failed:
-        log.info("outbound mail: %s sent, %s still queued", result.sent, result.failed)
+        log.info(
+            "outbound mail: %s sent, %s failed, %s still queued",
+            result.sent,
+            result.failed,
+            result.pending,
+        )

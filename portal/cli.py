@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Reporter, Role
-from portal.services import audit, outbound, staff
+from portal.services import audit, delivery, staff
 from portal.services.abuse import active_lockouts
 from portal.services.export import export_cases
 
@@ -99,12 +101,28 @@ def staff_reset_2fa(email: str) -> None:
 
 @outbox_cli.command("flush")
 def outbox_flush() -> None:
-    """Send every outgoing mail that is due now (pending mail is also retried by
-    `mailbridge run`)."""
-    result = outbound.deliver_due(db.session, get_settings())
-    click.echo(f"outbox: {result.sent} sent, {result.failed} still pending")
-    if result.failed:
+    """Run the stored jobs and send the mail that is due now, once; exit 1 if mail is still
+    owed afterwards (pending, or claimed by a worker that died) or failed for good now."""
+    done = delivery.work_once(db.session, get_settings(), current_app.secret_key)
+    mail = done.mail
+    click.echo(f"outbox: {mail.sent} sent, {mail.failed} failed, {mail.pending} pending")
+    if done.jobs.done or done.jobs.failed:
+        click.echo(f"jobs: {done.jobs.done} done, {done.jobs.failed} failed")
+    if mail.pending or mail.failed:
         sys.exit(1)
+
+
+@outbox_cli.command("run")
+def outbox_run() -> None:
+    """Keep delivering: stored jobs and due mail every PORTAL_OUTBOX_POLL_SECONDS, until
+    SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = get_settings()
+    target = settings.mail_server or f"files in {settings.outbox_dir}"
+    click.echo(f"outbox: delivering to {target}; stop with Ctrl-C", err=True)
+    delivery.run(db.session, settings, current_app.secret_key, stop)
 
 
 @audit_cli.command("verify")

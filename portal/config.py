@@ -41,6 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
     "MAIL_DOMAIN": "portal.example.org",  # right-hand side of our Message-IDs
+    # Seconds any one SMTP operation may take: a server that accepts the connection and never
+    # answers must not hold the delivery worker (and the mail queued behind) for minutes.
+    "MAIL_TIMEOUT": 30,
+    # Attempts at a mail the server keeps refusing for now (4xx, down) before it is marked
+    # failed and shown as such on its case; a permanent refusal (5xx) fails it at once.
+    "MAIL_MAX_ATTEMPTS": 10,
+    # How often the delivery worker (`outbox run`) looks for due mail and stored jobs.
+    "OUTBOX_POLL_SECONDS": 2.0,
     "ADDRESS_CA": "ca@example.org",
     "ADDRESS_APPEALS": "appeals@example.org",
     "ADDRESS_LEGAL": "legal@example.org",
@@ -89,6 +97,14 @@ class Settings:
     acks_per_address_per_day: int
     site_name: str
     audit_key: bytes = b""
+    mail_port: int = DEFAULTS["MAIL_PORT"]
+    mail_use_tls: bool = False
+    mail_use_ssl: bool = False
+    mail_username: str | None = None
+    mail_password: str | None = None
+    mail_timeout: float = DEFAULTS["MAIL_TIMEOUT"]
+    mail_max_attempts: int = DEFAULTS["MAIL_MAX_ATTEMPTS"]
+    outbox_poll_seconds: float = DEFAULTS["OUTBOX_POLL_SECONDS"]
     public_url: str = DEFAULTS["PUBLIC_URL"]
     appeal_clock_days: int = DEFAULTS["APPEAL_CLOCK_DAYS"]
     appeal_confirm_hours: int = DEFAULTS["APPEAL_CONFIRM_HOURS"]
@@ -110,6 +126,14 @@ class Settings:
             acks_per_address_per_day=int(config["ACKS_PER_ADDRESS_PER_DAY"]),
             site_name=config["SITE_NAME"],
             audit_key=_audit_key(config),
+            mail_port=int(config["MAIL_PORT"]),
+            mail_use_tls=_flag(config["MAIL_USE_TLS"]),
+            mail_use_ssl=_flag(config["MAIL_USE_SSL"]),
+            mail_username=config["MAIL_USERNAME"] or None,
+            mail_password=config["MAIL_PASSWORD"] or None,
+            mail_timeout=float(config["MAIL_TIMEOUT"]),
+            mail_max_attempts=max(1, int(config["MAIL_MAX_ATTEMPTS"])),
+            outbox_poll_seconds=float(config["OUTBOX_POLL_SECONDS"]),
             public_url=str(config["PUBLIC_URL"]).rstrip("/"),
             appeal_clock_days=int(config["APPEAL_CLOCK_DAYS"]),
             appeal_confirm_hours=int(config["APPEAL_CONFIRM_HOURS"]),
@@ -148,6 +172,13 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     settings = Settings.from_config(config)
     app.extensions["portal.settings"] = settings
     return settings
+
+
+def _flag(value: Any) -> bool:
+    """A boolean setting, whether it came from the environment as text or from code."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
 
 class ConfigurationError(RuntimeError):

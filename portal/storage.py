@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import os
 import re
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable
@@ -216,3 +217,44 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class StagingArea:
+    """Files a web request received for work done after it answered (a stored job).
+
+    Kept apart from the blob store, under ``<root>/.staging/<key>/``, because they may never
+    become evidence: an appeal filing that matches no case keeps none of its documents. The
+    job moves what it keeps into the blob store and discards the rest with :meth:`discard`.
+    """
+
+    def __init__(self, blob_root: Path) -> None:
+        self.root = Path(blob_root) / ".staging"
+
+    def put(self, files: list[bytes]) -> str:
+        """Stage ``files``; returns the key the job carries to find them."""
+        key = secrets.token_hex(16)
+        directory = self.root / key
+        directory.mkdir(parents=True, exist_ok=False)
+        for index, data in enumerate(files):
+            path = directory / str(index)
+            with open(path, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        _fsync_dir(directory)
+        return key
+
+    def read(self, key: str, index: int) -> bytes:
+        return self._directory(key).joinpath(str(int(index))).read_bytes()
+
+    def discard(self, key: str) -> None:
+        directory = self._directory(key)
+        if directory.is_dir():
+            for path in directory.iterdir():
+                path.unlink(missing_ok=True)
+            directory.rmdir()
+
+    def _directory(self, key: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}", key):
+            raise ValueError("not a staging key")
+        return self.root / key

@@ -25,7 +25,7 @@ from portal.models.base import utcnow
 from portal.services import case_actions
 from portal.services.appeal_checks import Confirmed
 from portal.services.appeals import AppealFiling, Filed, confirm_appeal, file_appeal
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, work_outbox
 
 # A fixed clock for the rules: decisions on 31 August 2026 (six months later is 28 February).
 DECIDED_AT = datetime(2026, 8, 31, 15, 0, tzinfo=UTC)
@@ -139,9 +139,10 @@ def confirmed_appeal(
 
 
 def file_on_web(client: FlaskClient, data: dict[str, Any], **kwargs: Any) -> TestResponse:
-    """Post the appeal form and close the response, as a browser's server does: the filing
-    is processed only once the answer has gone out (portal.public.appeals.after_response)."""
+    """Post the appeal form, then let the delivery worker run the filing it stored (the web
+    request only stores it: portal.services.appeals.queue_filing)."""
     page = client.get("/appeals/new", **{k: v for k, v in kwargs.items() if k == "base_url"})
     response = client.post("/appeals/new", data={**data, "csrf_token": csrf_token(page)}, **kwargs)
     response.close()
+    work_outbox(client.application)
     return response

@@ -18,7 +18,10 @@ from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from portal import create_app
+from portal.config import get_settings
 from portal.extensions import db
+from portal.services import delivery
+from portal.services.delivery import Round
 
 pytest_plugins = ["tests.servers.fixtures", "tests.factories"]
 
@@ -93,6 +96,13 @@ def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any
     """Submit a form the way a browser does: load the page, then post with its CSRF token."""
     page = client.get(url)
     return client.post(url, data={**data, "csrf_token": csrf_token(page)}, **kwargs)
+
+
+def work_outbox(app: Flask) -> Round:
+    """One round of the delivery worker (`outbox run`): stored jobs, then due mail. Web
+    requests only queue; a test that expects mail runs the worker, as production does."""
+    with app.app_context():
+        return delivery.work_once(db.session, get_settings(), str(app.secret_key))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from portal.models.base import utcnow
 from portal.services import abuse, quarantine
 from portal.services.abuse import AbuseError
 from portal.storage import BlobStore
-from tests.conftest import csrf_token, post_form
+from tests.conftest import csrf_token, post_form, work_outbox
 from tests.factories import Auth
 from tests.public_data import valid_request
 from tests.servers.smtp import SmtpServer
@@ -219,6 +219,7 @@ def test_staff_mark_warn_and_lock_out_through_the_pages(
         },
     )
     assert response.status_code == 303
+    work_outbox(client.application)
     warning_mail = smtp.wait_for(1)[0]
     assert warning_mail.rcpt_tos == [ADDRESS]
     assert "control of articles" in warning_mail.message().get_content()

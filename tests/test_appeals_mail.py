@@ -43,7 +43,7 @@ from tests.appeals_helpers import (
     text_of,
     token_of,
 )
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, work_outbox
 
 SOON = DECIDED_AT + timedelta(days=7)
 
@@ -315,6 +315,7 @@ def test_an_appeal_by_mail_through_dovecot_the_bridge_and_smtp(
     done = client.post(path, data={"csrf_token": csrf_token(page)}, follow_redirects=True)
     assert done.status_code == 200
     assert "your appeal has been sent to its reviewers" in done.get_data(as_text=True)
+    work_outbox(client.application)
     filed = smtp.wait_for(2)[-1]
     assert "is with its reviewers" in filed.message()["Subject"]
     assert filed.rcpt_tos == [SUBJECT]

@@ -4,22 +4,23 @@ neutral answer that never says whether a case exists or who is party to it."""
 from __future__ import annotations
 
 import io
-import time
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.wrappers import Response
 
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import Appeal, Case, StaffUser
+from portal.models import Appeal, Case, Job, StaffUser
 from portal.models.base import utcnow
-from portal.public import appeals as public_appeals
+from portal.services import appeals as appeals_service
 from portal.services.appeals import PURPOSE_CONFIRM, PURPOSE_REFUSED
 from portal.storage import BlobStore
 from tests.appeals_helpers import (
@@ -32,7 +33,10 @@ from tests.appeals_helpers import (
     strip_csrf,
     text_of,
 )
-from tests.conftest import csrf_token, post_form
+from tests.conftest import csrf_token, post_form, work_outbox
+from tests.servers.smtp import SmtpServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 URL = "/appeals/new"
 
@@ -117,7 +121,8 @@ def answer(client: FlaskClient, data: dict[str, Any], **kwargs: Any) -> tuple[in
     """The POST's status, body and redirect target; the page it leads to, CSRF removed."""
     page = client.get(URL)
     response = client.post(URL, data={**data, "csrf_token": csrf_token(page)}, **kwargs)
-    response.close()  # the filing is processed once the answer has gone out
+    response.close()
+    work_outbox(client.application)  # the delivery worker runs the filing the request stored
     followed = client.get(response.headers.get("Location", URL))
     return response.status_code, response.get_data(), strip_csrf(followed.get_data(as_text=True))
 
@@ -170,13 +175,16 @@ def test_unknown_reference_wrong_address_non_party_and_party_get_the_same_answer
 def test_the_filing_is_looked_at_only_after_the_answer_has_gone_out(
     client: FlaskClient, case: Case
 ) -> None:
-    """Same bytes and same time: no case is even looked up before the response is sent."""
+    """Same bytes and same time: no case is even looked up before the response is sent; the
+    request only stores the filing for the delivery worker."""
     page = client.get(URL)
     response = client.post(URL, data={**appeal_form(case), "csrf_token": csrf_token(page)})
     assert response.status_code == 303
     assert outbox() == []
     assert db.session.scalars(select(Appeal)).all() == []
-    response.close()  # what a WSGI server does once the answer is sent
+    (job,) = db.session.scalars(select(Job)).all()
+    assert (job.kind, job.state) == ("appeal.file", "pending")
+    work_outbox(client.application)
     assert [m.recipients for m in outbox(PURPOSE_CONFIRM)] == [[SUBJECT]]
 
 
@@ -298,22 +306,71 @@ def test_accepted_attachments_are_stored_by_hash_for_the_appeal(
     assert store.read(appeal.attachments[0]["sha256"]) == PDF
 
 
-def test_after_response_work_runs_once_even_if_the_server_never_closes(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
+def test_a_filing_survives_the_web_worker_that_took_it(
+    tmp_path: Path, client: FlaskClient, case: Case, smtp: SmtpServer
 ) -> None:
-    """The filing is checked and answered after the response; a server that closes the
-    response late, or never, must not lose it, and one that does close must not run it twice."""
-    monkeypatch.setattr(public_appeals, "AFTER_RESPONSE_FALLBACK_SECONDS", 0.05)
-    runs: list[str] = []
+    """Seen: the checks ran in a thread of the web worker after it answered, so a worker
+    killed then lost a filing the person had been told about. Now the filing is stored
+    before the answer: any delivery worker, in another process, files and answers it."""
+    data = appeal_form(case)
+    data["attachments"] = [(io.BytesIO(PDF), "evidence.pdf")]
+    page = client.get(URL)
+    response = client.post(
+        URL,
+        data={**data, "csrf_token": csrf_token(page)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    staging = Path(get_settings().blob_dir) / ".staging"
+    assert len(list(staging.iterdir())) == 1  # the document waits beside the job
 
-    with app.test_request_context():
-        never_closed = Response("x")
-        public_appeals.after_response(never_closed, lambda: runs.append("never closed"))
-        closed = Response("x")
-        public_appeals.after_response(closed, lambda: runs.append("closed"))
-    closed.close()
-    deadline = time.monotonic() + 5
-    while len(runs) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # well past the fallback: the closed one must not run again
-    assert sorted(runs) == ["closed", "never closed"]
+    # The web worker is gone; the delivery worker is a process of its own.
+    worker = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "outbox", "flush"],
+        env={
+            **os.environ,
+            "PORTAL_DATABASE_URL": get_settings().database_url,
+            "PORTAL_SECRET_KEY": str(client.application.secret_key),
+            "PORTAL_BLOB_DIR": str(get_settings().blob_dir),
+            "PORTAL_MAIL_SERVER": smtp.host,
+            "PORTAL_MAIL_PORT": str(smtp.port),
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert "jobs: 1 done, 0 failed" in worker.stdout
+    (mail,) = smtp.wait_for(1)
+    assert mail.rcpt_tos == [SUBJECT]
+    assert "Please confirm your appeal" in mail.message()["Subject"]
+    db.session.expire_all()
+    appeal = db.session.scalars(select(Appeal)).one()
+    assert [a["filename"] for a in appeal.attachments] == ["evidence.pdf"]
+    assert list(staging.iterdir()) == []  # kept in the blob store now, not twice
+    job = db.session.scalars(select(Job)).one()
+    assert (job.state, job.payload) == ("done", {})  # what was typed is not kept twice
+
+
+def test_a_failing_filing_is_retried_not_lost(
+    client: FlaskClient, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = client.get(URL)
+    client.post(URL, data={**appeal_form(case), "csrf_token": csrf_token(page)})
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(appeals_service, "file_appeal", broken)
+    ran = work_outbox(client.application)
+    assert (ran.jobs.done, ran.jobs.failed) == (0, 0)
+    job = db.session.scalars(select(Job)).one()
+    assert (job.state, job.attempts) == ("pending", 1)
+    assert "the database went away" in (job.last_error or "")
+
+    monkeypatch.undo()
+    job.next_attempt_at = utcnow()
+    db.session.commit()
+    assert work_outbox(client.application).jobs.done == 1
+    assert [m.recipients for m in outbox(PURPOSE_CONFIRM)] == [[SUBJECT]]

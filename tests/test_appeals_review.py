@@ -16,7 +16,7 @@ from portal.models import Appeal, AuditEvent, Case, StaffUser
 from portal.models.base import utcnow
 from portal.services.appeal_review import PURPOSE_OUTCOME
 from tests.appeals_helpers import REQUESTER, SUBJECT, confirmed_appeal, decided_case, outbox
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, work_outbox
 from tests.factories import Auth
 from tests.servers.smtp import SmtpServer
 
@@ -151,11 +151,13 @@ def test_overturned_mails_the_reasons_and_marks_the_decision_overruled(
     smtp: SmtpServer,
 ) -> None:
     record, appeal_case = appeal
+    work_outbox(client.application)  # what filing the appeal queued
     smtp.clear()
     auth.login(reviewer)
     response = decide(client, appeal_case, "overturned", "The diffs were made by someone else.")
     assert response.status_code == 303
 
+    work_outbox(client.application)
     mail = smtp.wait_for(1)[0]
     message = mail.message()
     assert mail.rcpt_tos == [SUBJECT]
@@ -203,11 +205,14 @@ def test_reconsider_sends_the_case_back_and_ratified_keeps_it(
     status: str,
 ) -> None:
     _, appeal_case = appeal
+    work_outbox(client.application)  # what filing the appeal queued
+    smtp.clear()
     auth.login(reviewer)
     decide(client, appeal_case, outcome, "Reasons for the appellant.")
     db.session.refresh(original)
     assert original.status == status
     assert original.overruled_at is None
+    work_outbox(client.application)
     (mail,) = smtp.wait_for(1)
     assert "The outcome of your appeal" in mail.message()["Subject"]
 

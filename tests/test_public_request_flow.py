@@ -14,7 +14,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, Case, Message, OutboundMail
 from portal.services.audit import broken_links
-from tests.conftest import post_form
+from tests.conftest import post_form, work_outbox
 from tests.public_data import valid_request
 from tests.servers.smtp import SmtpServer
 
@@ -67,6 +67,7 @@ def test_acknowledgement_arrives_from_the_team_address(
         valid_request(action="dmca", summary="My photo was copied.", prior_attempt_urls=""),
     )
     post_form(client, URL, valid_request(action="global_ban", requester_email="other@example.org"))
+    work_outbox(client.application)
     by_sender = {mail.mail_from: mail for mail in smtp.wait_for(2)}
     legal, trust_safety = by_sender["legal@example.org"], by_sender["ca@example.org"]
     case_legal, case_ts = db.session.scalars(select(Case).order_by(Case.id)).all()
@@ -99,6 +100,7 @@ def test_acknowledgement_quotes_hostile_input_escaped_in_html(
     client: FlaskClient, smtp: SmtpServer
 ) -> None:
     post_form(client, URL, valid_request(summary="<script>alert('x')</script> & more"))
+    work_outbox(client.application)
     mail = smtp.wait_for(1)[0].message()
     html = mail.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
     assert "<script>" not in html
@@ -113,6 +115,7 @@ def test_acknowledgements_are_limited_per_person_per_day(
         assert response.status_code == 303
     page = client.get("/requests/submitted").get_data(as_text=True)
     assert "did not send another one" in page
+    work_outbox(client.application)
     assert len(smtp.wait_for(2)) == 2
     assert len(db.session.scalars(select(Case)).all()) == 3
 
@@ -123,6 +126,7 @@ def test_smtp_outage_keeps_the_acknowledgement_queued(
     smtp.refuse(451)
     response = post_form(client, URL, valid_request())
     assert response.status_code == 303, "the person's request must succeed even when mail is down"
+    work_outbox(client.application)
     row = db.session.scalars(select(OutboundMail)).one()
     assert row.state == "pending"
     assert row.attempts == 1

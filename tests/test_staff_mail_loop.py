@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Case, Message, StaffUser
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, work_outbox
 from tests.factories import Auth
 from tests.mailbridge_helpers import make_mail, sync
 from tests.servers.fixtures import ImapAccount
@@ -62,6 +62,7 @@ def test_mail_in_reply_out_answer_back_on_the_same_case(
         },
     )
     assert response.status_code == 303
+    work_outbox(client.application)
     reply = smtp.wait_for(1)[0]
     headers = reply.message()
     assert reply.rcpt_tos == ["rana@example.net"]

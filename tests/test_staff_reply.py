@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import CannedResponse, Case, Message, OutboundMail, StaffUser
 from portal.models.message import Channel, Direction
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, work_outbox
 from tests.factories import Auth
 from tests.servers.smtp import SmtpServer
 
@@ -69,6 +69,7 @@ def test_reply_is_threaded_and_on_the_timeline(
     response = send_reply(client, case, "Thank you, we are looking into it.", to=answered)
     assert response.status_code == 303
 
+    work_outbox(client.application)
     mail = smtp.wait_for(1)[0]
     message = mail.message()
     assert mail.rcpt_tos == ["reporter@example.org"]
@@ -98,6 +99,7 @@ def test_outbox_survives_an_smtp_outage_and_never_sends_twice(
     smtp.stop()
     try:
         assert send_reply(client, case, "Sent while the server is down.").status_code == 303
+        work_outbox(client.application)  # the delivery worker tries while the server is down
         page = client.get(f"/staff/cases/{case.id}").get_data(as_text=True)
         assert "Sent while the server is down." in page
         assert "Pending: not yet accepted" in page
@@ -106,8 +108,9 @@ def test_outbox_survives_an_smtp_outage_and_never_sends_twice(
     row = db.session.scalars(select(OutboundMail).where(OutboundMail.purpose == "reply")).one()
     assert (row.state, row.attempts) == ("pending", 1)
 
-    # Not due yet: the retry waits for its time.
-    assert runner.invoke(args=["outbox", "flush"]).output.startswith("outbox: 0 sent")
+    # Not due yet: the retry waits for its time, and the mail is still owed.
+    waiting = runner.invoke(args=["outbox", "flush"])
+    assert (waiting.exit_code, waiting.output) == (1, "outbox: 0 sent, 0 failed, 1 pending\n")
     row.next_attempt_at = row.created_at
     db.session.commit()
     result = runner.invoke(args=["outbox", "flush"])
@@ -131,10 +134,12 @@ def test_refused_mail_stays_pending_with_the_reason(
     smtp.refuse(451)
     auth.login(agent)
     send_reply(client, case, "Temporarily refused.")
+    work_outbox(client.application)
     row = db.session.scalars(select(OutboundMail).where(OutboundMail.purpose == "reply")).one()
     assert row.state == "pending"
     assert "451" in (row.last_error or "")
-    assert runner.invoke(args=["outbox", "flush"]).exit_code == 0  # nothing due yet
+    # Nothing due yet, but still owed: flush says so, and exits 1 for a monitoring check.
+    assert runner.invoke(args=["outbox", "flush"]).exit_code == 1
 
 
 @pytest.mark.parametrize(
@@ -159,6 +164,7 @@ def test_no_header_injection_through_the_subject_answered(
     assert (
         send_reply(client, case, "Body\r\nBcc: victim@example.org", to=answered).status_code == 303
     )
+    work_outbox(client.application)
     mail = smtp.wait_for(1)[0]
     assert mail.rcpt_tos == ["reporter@example.org"]
     message = mail.message()

@@ -5,6 +5,7 @@ from portal.models.appeal import Appeal, AppealState
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.case import Case, CaseParty
+from portal.models.job import Job, JobState
 from portal.models.mailbox import MailboxState
 from portal.models.message import Attachment, Message, OutboundMail
 from portal.models.people import Reporter
@@ -21,6 +22,8 @@ __all__ = [
     "CannedResponse",
     "Case",
     "CaseParty",
+    "Job",
+    "JobState",
     "Lockout",
     "LoginAttempt",
     "MailboxState",

@@ -132,16 +132,20 @@ class Attachment(Base):
 
 
 class OutboxState:
-    PENDING = "pending"
-    SENT = "sent"
+    PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
+    SENDING = "sending"  # claimed by a worker until next_attempt_at; then pending again
+    SENT = "sent"  # accepted by the mail server: never sent again
+    FAILED = "failed"  # refused for good, or given up on: the reason is on the case
 
 
 class OutboundMail(Base):
-    """A mail we owe someone, kept until a server has accepted it.
+    """A mail we owe someone, kept until a server has accepted it or refused it for good.
 
-    Rows are written in the same transaction as the timeline message they deliver, and sent
-    only after that commit; a failure leaves the row pending with a retry time, so a mail is
-    never lost and, once marked sent, never sent again.
+    Rows are written in the same transaction as the timeline message they deliver and sent by
+    the delivery worker after that commit; a failure leaves the row pending with a retry time,
+    so a mail is never lost and, once marked sent, never sent again by us. A connection cut
+    after the server took the data but before it said so is retried: delivery is at least
+    once, with the same Message-ID each time.
     """
 
     __tablename__ = "outbound_mail"

@@ -1,17 +1,14 @@
 """The public appeal form and its confirmation link. Thin: parse, call a service, commit.
 
 Every valid filing gets the same answer, whether or not it matches a case: a 303 to the same
-page, sent before the filing is even looked at. The service runs after the response has gone
-out (``after_response``), so neither the bytes nor the time taken tell a visitor whether a case
-exists or who its parties are.
+page, sent before the filing is even looked at. The filing is stored as a job that the
+delivery worker runs (``portal.services.appeals.queue_filing``), so neither the bytes nor the
+time taken tell a visitor whether a case exists or who its parties are.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
@@ -31,16 +28,15 @@ from portal.public.appeal_forms import (
     ConfirmAppealForm,
 )
 from portal.public.views import refuse_locked_out
-from portal.services import abuse, outbound
+from portal.services import abuse
 from portal.services.appeal_checks import Confirmed, pending_appeal_for
-from portal.services.appeals import AppealFiling, Confirmation, confirm_appeal, file_appeal
+from portal.services.appeals import Confirmation, confirm_appeal, queue_filing
 
 log = logging.getLogger(__name__)
 
 # One budget per IP for every appeal page a visitor can load: the form, the neutral answer and
 # confirmation links (which are signed, so guessing them is hopeless anyway).
 PAGES_SCOPE = "appeal-pages"
-AFTER_RESPONSE_FALLBACK_SECONDS = 5.0
 _LINK_STATUS = {Confirmed.INVALID: 404, Confirmed.EXPIRED: 410, Confirmed.USED: 410}
 
 
@@ -67,50 +63,6 @@ def _filed(response: Response) -> bool:
     return response.status_code == 303
 
 
-def after_response(response: Response, work: Callable[[], None]) -> None:
-    """Run ``work`` once the response has gone out (a WSGI server closes it then), in its own
-    app context and transaction. A failure is logged; queued mail stays queued and is retried
-    by ``outbox flush`` / ``mailbridge run``.
-
-    Should the server never close the response, or close it late (a client that keeps the
-    connection half open can hold a server thread that drains the socket), a timer runs the
-    work anyway after ``AFTER_RESPONSE_FALLBACK_SECONDS``: exactly once, whichever comes first.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    claimed = threading.Lock()
-
-    def run() -> None:
-        if not claimed.acquire(blocking=False):
-            return  # the other path ran it
-        with app.app_context():
-            try:
-                work()
-            except Exception:
-                log.exception("appeal work after the response failed")
-                db.session.rollback()
-
-    fallback = threading.Timer(AFTER_RESPONSE_FALLBACK_SECONDS, run)
-    fallback.daemon = True
-
-    def on_close() -> None:
-        fallback.cancel()
-        run()
-
-    response.call_on_close(on_close)
-    fallback.start()
-
-
-def _deliver(outbound_ids: Sequence[int]) -> None:
-    outbound.deliver_due(db.session, get_settings(), only=list(outbound_ids))
-
-
-def _file(filing: AppealFiling, filed_at: datetime) -> None:
-    settings = get_settings()
-    result = file_appeal(db.session, settings, current_app.secret_key, filing, now=filed_at)
-    db.session.commit()
-    _deliver(result.outbound_ids)
-
-
 def render_appeal_form(form: AppealForm, status: int = 200) -> tuple[str, int]:
     limits = {"files": ATTACHMENTS_MAX, "megabytes": ATTACHMENT_MAX_BYTES // (1024 * 1024)}
     return render_template("public/appeal_form.html", form=form, limits=limits), status
@@ -129,12 +81,12 @@ def new_appeal() -> tuple[str, int] | Response:
     lockout = abuse.active_lockout(db.session, form.appellant_email.data or "")
     if lockout is not None:
         return refuse_locked_out(lockout, channel="appeal_form")
-    # Nothing about the case is looked up before the answer goes out: the filing is checked,
-    # recorded and answered by mail afterwards, so every filing takes the same time here.
-    filing, filed_at = form.to_filing(), utcnow()
-    response = redirect(url_for("public.appeal_sent"), code=303)
-    after_response(response, lambda: _file(filing, filed_at))
-    return response
+    # Nothing about the case is looked up here: the filing is stored as a job and checked,
+    # recorded and answered by mail by the delivery worker, so every filing takes the same
+    # time here, and a worker killed right after answering loses nothing.
+    queue_filing(db.session, get_settings(), form.to_filing())
+    db.session.commit()
+    return redirect(url_for("public.appeal_sent"), code=303)
 
 
 @bp.get("/appeals/sent")
@@ -170,9 +122,7 @@ def confirm_appeal_link(token: str) -> tuple[str, int] | Response:
     if result.status in _LINK_STATUS:
         return _link_problem(result.status)
     session["appeal_confirmation"] = _confirmation_summary(result)
-    response = redirect(url_for("public.appeal_confirmed"), code=303)
-    after_response(response, lambda: _deliver(result.outbound_ids))
-    return response
+    return redirect(url_for("public.appeal_confirmed"), code=303)
 
 
 def _confirmation_summary(result: Confirmation) -> dict[str, str | None]:

@@ -1,4 +1,4 @@
-"""Public views: thin. Parse the form, call a service, commit, send mail, render."""
+"""Public views: thin. Parse the form, call a service, commit, render. Mail is only queued."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from portal.policy import (
 )
 from portal.public import bp
 from portal.public.forms import RequestForm
-from portal.services import abuse, acks, audit, outbound
+from portal.services import abuse, acks, audit
 from portal.services.cases import open_request, render_submission_text
 
 
@@ -69,9 +69,7 @@ def new_request() -> tuple[str, int] | Response:
         to=submission.requester_email,
         submission_text=render_submission_text(submission),
     )
-    db.session.commit()
-    if ack is not None:
-        outbound.deliver_due(db.session, settings, only=[ack.id])
+    db.session.commit()  # the delivery worker sends the acknowledgement
 
     # The reference is shown from the session, never from the URL: a guessable
     # /requests/OA-... page would confirm to anyone that a case exists.

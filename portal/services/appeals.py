@@ -12,7 +12,7 @@ The life of an appeal::
 
 Whether a case exists and who its parties are is never shown to the person filing: every
 answer that depends on it goes by mail to the address on record for the role claimed, and
-the web page says the same to everyone. The caller commits, then delivers the returned mail.
+the web page says the same to everyone. The caller commits; the delivery worker sends the mail.
 The review itself (outcomes, the restricted view) is in :mod:`portal.services.appeal_review`.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -43,7 +43,7 @@ from portal.models.base import utcnow
 from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
 from portal.policy import CaseKind, CaseStatus, Priority, rule_for
-from portal.services import audit
+from portal.services import audit, jobs
 from portal.services.appeal_checks import (
     Confirmed,
     address_on_record,
@@ -56,7 +56,7 @@ from portal.services.appeal_checks import (
 )
 from portal.services.cases import add_case, find_or_create_reporter
 from portal.services.outbound import queue_template_mail, thread_under
-from portal.storage import BlobStore
+from portal.storage import BlobStore, StagingArea
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,65 @@ class Confirmation:
 
 
 # -- filing on the web ----------------------------------------------------------------------
+
+JOB_FILE_APPEAL = "appeal.file"
+
+
+def queue_filing(
+    session: Session, settings: Settings, filing: AppealFiling, *, now: datetime | None = None
+) -> None:
+    """Store a web filing as a job for the delivery worker, which runs :func:`file_appeal`.
+
+    The web request only does this, the same work whatever the filing matches, so neither its
+    answer nor its timing tells a visitor whether a case exists; and a web worker killed right
+    after answering loses nothing, because the filing is stored before the answer goes out.
+    """
+    now = now or utcnow()
+    staged = StagingArea(settings.blob_dir).put([f.data for f in filing.attachments])
+    jobs.enqueue(
+        session,
+        JOB_FILE_APPEAL,
+        {
+            "case_reference": filing.case_reference,
+            "appellant_email": filing.appellant_email,
+            "role": filing.role.value,
+            "reasons": filing.reasons,
+            "details": filing.details,
+            "filed_at": now.isoformat(),
+            "staged": staged,
+            "files": [
+                {"filename": f.filename, "content_type": f.content_type} for f in filing.attachments
+            ],
+        },
+        now=now,
+    )
+
+
+def file_appeal_job(
+    session: Session, settings: Settings, secret_key: str, payload: dict[str, Any]
+) -> Callable[[], None]:
+    """The stored job of :func:`queue_filing`: the filing, checked and answered by mail.
+
+    The staged files are discarded once the job's transaction has committed (what the appeal
+    keeps is in the blob store by then); before that, a retry still needs them.
+    """
+    staging = StagingArea(settings.blob_dir)
+    staged = str(payload["staged"])
+    filing = AppealFiling(
+        case_reference=payload["case_reference"],
+        appellant_email=payload["appellant_email"],
+        role=AppellantRole(payload["role"]),
+        reasons=payload["reasons"],
+        details=payload.get("details"),
+        attachments=[
+            UploadedFile(f["filename"], f["content_type"], staging.read(staged, index))
+            for index, f in enumerate(payload.get("files") or [])
+        ],
+    )
+    file_appeal(
+        session, settings, secret_key, filing, now=datetime.fromisoformat(payload["filed_at"])
+    )
+    return lambda: staging.discard(staged)
 
 
 def file_appeal(

@@ -1,46 +1,55 @@
-"""Outgoing mail: composed and queued inside the transaction, delivered after the commit.
+"""Outgoing mail: composed and queued inside the transaction, delivered by a worker after it.
 
 The life of a mail::
 
     queue_mail()  ──(commit)──►  pending ──claim──► sending ──accepted──► sent
                                     ▲                  │
-                                    └── refused/down ──┘  (attempts += 1, retry later)
+                                    └─ refused for now ┤  (attempts += 1, retry later)
+                                                       └─ refused for good, or out of
+                                                          attempts ──► failed (reason on
+                                                          the case)
 
-A claim is a conditional UPDATE, so two workers never send the same row; a worker that dies
-while sending leaves a claim that expires, and the mail is retried rather than lost.
+Web requests only queue: the delivery worker (``flask --app wsgi outbox run``, and
+``mailbridge run`` on each round) sends. A claim is a conditional UPDATE, so two workers never
+send the same row at once; a worker that dies while sending leaves a claim that expires, and
+the mail is retried rather than lost. SMTP cannot tell a mail that was taken just before the
+connection broke from one that was not, so delivery is at least once, always with the same
+Message-ID (the raw bytes are composed once, at queue time).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import smtplib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import policy
 from email.header import decode_header, make_header
-from pathlib import Path
+from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 from flask import render_template
-from flask_mail import Message as MailMessage
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from portal import mail_transport
 from portal.config import Settings
-from portal.extensions import mail
+from portal.mail_transport import PermanentFailure, TransientFailure, envelope_address
 from portal.message_ids import make_message_id
 from portal.models import Case, Message, OutboundMail
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction, OutboxState
 from portal.policy import Team
+from portal.services import audit
 from portal.services.bulk import add_with_id
 
 log = logging.getLogger(__name__)
 
-SENDING = "sending"
 CLAIM_LEASE = timedelta(minutes=10)
-# Retry soon for a blip, then back off; never give up: a pending mail is visible to staff.
+# Retry soon for a blip, then back off; after PORTAL_MAIL_MAX_ATTEMPTS the mail is failed and
+# shown as such on its case.
 RETRY_SCHEDULE = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -57,8 +66,12 @@ class HeaderInjectionError(ValueError):
 
 @dataclass(frozen=True)
 class Delivery:
+    """One delivery round: mail accepted, failed for good, and still owed afterwards
+    (pending, including mail whose worker's claim has run out)."""
+
     sent: int
     failed: int
+    pending: int
 
 
 def team_address(settings: Settings, team: str) -> str:
@@ -136,6 +149,56 @@ def queue_template_mail(
     )
 
 
+# Bodies in quoted-printable or base64: the bytes pass servers without 8BITMIME unchanged.
+_ASCII_MAIL = policy.SMTP.clone(cte_type="7bit")
+
+
+def compose(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    auto_reply: bool,
+    date: datetime,
+) -> bytes:
+    """The mail as it goes on the wire, composed once so every attempt sends the same bytes.
+
+    Headers are ASCII wherever they can be: an address with an ASCII local part is written
+    with its domain in IDNA form. Only an address that cannot be ASCII (``josé@example.com``)
+    makes the whole head UTF-8 (RFC 6532), which then needs the server's SMTPUTF8.
+    """
+    try:
+        header_to = envelope_address(to)
+    except PermanentFailure:
+        header_to = to  # queued all the same: delivery fails it with the reason on the case
+    composed = EmailMessage(policy=_ASCII_MAIL if header_to.isascii() else policy.SMTPUTF8)
+    try:
+        composed["From"] = sender
+        composed["To"] = header_to
+        composed["Subject"] = subject
+        composed["Date"] = format_datetime(date)
+        composed["Message-ID"] = message_id
+        if in_reply_to:
+            composed["In-Reply-To"] = in_reply_to
+        if references:
+            composed["References"] = " ".join(references)
+        if auto_reply:
+            # RFC 3834: well-behaved responders will not answer this, which breaks mail loops.
+            composed["Auto-Submitted"] = "auto-replied"
+            composed["X-Auto-Response-Suppress"] = "All"
+    except ValueError as exc:  # the email package refuses CR or LF in any header value
+        raise HeaderInjectionError("a header value contains a line break") from exc
+    composed.set_content(text)
+    if html is not None:
+        composed.add_alternative(html, subtype="html")
+    return composed.as_bytes()
+
+
 def queue_mail(
     session: Session,
     settings: Settings,
@@ -155,7 +218,7 @@ def queue_mail(
 ) -> OutboundMail:
     """Compose a mail from the case's team, put it on the timeline and in the outbox.
 
-    Nothing is sent here: call :func:`deliver_due` after the transaction commits.
+    Nothing is sent here: the delivery worker sends it once the transaction has committed.
     """
     sender = team_address(settings, case.team)
     _check_header("To", to)
@@ -166,29 +229,20 @@ def queue_mail(
     message_id = make_message_id(
         secret=secret_key, case_id=case.id, recipient=to, domain=settings.mail_domain
     )
-    headers = {}
-    if in_reply_to:
-        headers["In-Reply-To"] = in_reply_to
-    if references:
-        headers["References"] = " ".join(references)
-    if auto_reply:
-        # RFC 3834: well-behaved responders will not answer this, which breaks mail loops.
-        headers["Auto-Submitted"] = "auto-replied"
-        headers["X-Auto-Response-Suppress"] = "All"
-    composed = MailMessage(
-        subject=subject,
-        recipients=[to],
-        body=text,
-        html=html,
-        sender=sender,
-        extra_headers=headers,
-    )
-    composed.msgId = message_id
-    if composed.has_bad_headers():
-        raise HeaderInjectionError("a header value contains a line break")
-    raw = composed.as_bytes()
-
     now = now or utcnow()
+    raw = compose(
+        sender=sender,
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_reply=auto_reply,
+        date=now,
+    )
+
     timeline = Message(
         case_id=case.id,
         direction=Direction.OUTBOUND,
@@ -228,10 +282,15 @@ def deliver_due(
     only: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> Delivery:
-    """Send every mail that is due (or just ``only`` these), committing after each one."""
+    """Send every mail that is due (or just ``only`` these), committing after each one.
+
+    Whatever goes wrong with one mail (a refusal, a timeout, an address the server cannot
+    take, a bug of ours) is recorded on that mail, and the next one is sent all the same.
+    """
     now = now or utcnow()
     query = select(OutboundMail.id).where(
-        OutboundMail.state != OutboxState.SENT, OutboundMail.next_attempt_at <= now
+        OutboundMail.state.in_([OutboxState.PENDING, OutboxState.SENDING]),
+        OutboundMail.next_attempt_at <= now,
     )
     if only is not None:
         query = query.where(OutboundMail.id.in_(list(only)))
@@ -242,28 +301,73 @@ def deliver_due(
         outbound = session.get_one(OutboundMail, outbound_id)
         try:
             _transmit(outbound, settings)
-        except (OSError, smtplib.SMTPException) as exc:
+        except PermanentFailure as exc:
+            _fail(session, outbound, str(exc), now)
             failed += 1
-            outbound.attempts += 1
-            delay = RETRY_SCHEDULE[min(outbound.attempts, len(RETRY_SCHEDULE)) - 1]
-            outbound.state = OutboxState.PENDING
-            outbound.next_attempt_at = now + delay
-            outbound.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            log.warning(
-                "outbound mail #%s not delivered (%s), attempt %s, retry in %s",
-                outbound.id,
-                type(exc).__name__,
-                outbound.attempts,
-                delay,
-            )
+        except Exception as exc:  # one mail's trouble, whatever it is, never stops the queue
+            if not _retry_later(session, outbound, _reason(exc), settings, now):
+                failed += 1
         else:
-            sent += 1
             outbound.attempts += 1
             outbound.state = OutboxState.SENT
             outbound.sent_at = now
             outbound.last_error = None
+            sent += 1
         session.commit()
-    return Delivery(sent=sent, failed=failed)
+    return Delivery(sent=sent, failed=failed, pending=count_pending(session, now=now))
+
+
+def count_pending(session: Session, *, now: datetime | None = None) -> int:
+    """Mail still owed: pending, and mail whose worker's claim ran out (it died sending)."""
+    now = now or utcnow()
+    owed = or_(
+        OutboundMail.state == OutboxState.PENDING,
+        and_(OutboundMail.state == OutboxState.SENDING, OutboundMail.next_attempt_at <= now),
+    )
+    return session.scalar(select(func.count(OutboundMail.id)).where(owed)) or 0
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, TransientFailure):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _retry_later(
+    session: Session, outbound: OutboundMail, reason: str, settings: Settings, now: datetime
+) -> bool:
+    """Schedule the next attempt; False when this was the last one and the mail failed."""
+    outbound.attempts += 1
+    if outbound.attempts >= settings.mail_max_attempts:
+        _fail(session, outbound, f"gave up after {outbound.attempts} attempts: {reason}", now)
+        return False
+    delay = RETRY_SCHEDULE[min(outbound.attempts, len(RETRY_SCHEDULE)) - 1]
+    outbound.state = OutboxState.PENDING
+    outbound.next_attempt_at = now + delay
+    outbound.last_error = reason
+    log.warning(
+        "outbound mail #%s not delivered, attempt %s, retry in %s",
+        outbound.id,
+        outbound.attempts,
+        delay,
+    )
+    return True
+
+
+def _fail(session: Session, outbound: OutboundMail, reason: str, now: datetime) -> None:
+    """Never to be sent: the reason is shown on the case, and the case's trail records it."""
+    outbound.state = OutboxState.FAILED
+    outbound.last_error = reason[:2000]
+    outbound.next_attempt_at = now
+    audit.record(
+        session,
+        actor="system",
+        action="mail.failed",
+        case_id=outbound.case_id,
+        details={"outbound_id": outbound.id, "purpose": outbound.purpose},
+        now=now,
+    )
+    log.warning("outbound mail #%s failed for good (%s)", outbound.id, outbound.purpose)
 
 
 def _claim(session: Session, outbound_id: int, now: datetime) -> bool:
@@ -272,31 +376,21 @@ def _claim(session: Session, outbound_id: int, now: datetime) -> bool:
         .where(
             OutboundMail.id == outbound_id,
             OutboundMail.next_attempt_at <= now,
-            or_(OutboundMail.state == OutboxState.PENDING, OutboundMail.state == SENDING),
+            OutboundMail.state.in_([OutboxState.PENDING, OutboxState.SENDING]),
         )
-        .values(state=SENDING, next_attempt_at=now + CLAIM_LEASE)
+        .values(state=OutboxState.SENDING, next_attempt_at=now + CLAIM_LEASE)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return claimed.rowcount == 1
+    return claimed.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def _transmit(outbound: OutboundMail, settings: Settings) -> None:
     if not settings.mail_server:
-        path = _write_to_outbox_dir(outbound, settings.outbox_dir)
+        name = f"{outbound.id:06d}-{outbound.purpose}"
+        path = mail_transport.write_to_directory(settings.outbox_dir, name, outbound.raw)
         log.info("no SMTP server configured: wrote outbound mail #%s to %s", outbound.id, path)
         return
-    with mail.connect() as connection:
-        if connection.host is None:
-            raise smtplib.SMTPException("Flask-Mail is set to suppress sending")
-        connection.host.sendmail(outbound.envelope_from, outbound.recipients, outbound.raw)
+    with mail_transport.smtp_connection(settings) as connection:
+        mail_transport.send(connection, outbound.envelope_from, outbound.recipients, outbound.raw)
     log.info("outbound mail #%s accepted by %s", outbound.id, settings.mail_server)
-
-
-def _write_to_outbox_dir(outbound: OutboundMail, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{outbound.id:06d}-{outbound.purpose}.eml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(outbound.raw)
-    tmp.replace(path)
-    return path

@@ -12,7 +12,7 @@ from portal.config import get_settings
 from portal.extensions import db
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Message, Reporter, Role
 from portal.models.base import utcnow
-from portal.services import abuse, outbound, quarantine
+from portal.services import abuse, quarantine
 from portal.services.abuse import AbuseError
 from portal.staff import bp
 from portal.staff.decorators import role_required
@@ -127,7 +127,7 @@ def send_warning(reporter_id: int) -> Response:
         return _to_reporter(reporter.id)
     settings = get_settings()
     try:
-        warning = abuse.send_warning(
+        abuse.send_warning(
             db.session,
             settings,
             current_app.secret_key,
@@ -141,9 +141,7 @@ def send_warning(reporter_id: int) -> Response:
         flash(str(exc), "error")
         return _to_reporter(reporter.id)
     db.session.commit()
-    if warning.outbound_id:
-        outbound.deliver_due(db.session, settings, only=[warning.outbound_id])
-    flash("Warning sent.", "success")
+    flash("Warning saved and queued for sending.", "success")
     return _to_reporter(reporter.id)
 
 

@@ -19,7 +19,7 @@ from portal.extensions import db
 from portal.models import Case
 from portal.models.base import utcnow
 from portal.policy import CaseKind
-from portal.services import appeal_review, outbound
+from portal.services import appeal_review
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
 from portal.staff import bp
@@ -88,30 +88,19 @@ def appeal(case_id: int) -> str | Response:
 
 @bp.post("/appeals/<int:case_id>/outcome")
 def appeal_outcome(case_id: int) -> Response:
-    sent: list[int] = []
-
     def apply(case: Case, form: AppealOutcomeForm) -> str:
-        sent.append(
-            appeal_review.record_outcome(
-                db.session,
-                get_settings(),
-                current_app.secret_key,
-                staff=current_user,
-                appeal_case=case,
-                outcome=form.outcome.data or "",
-                reasons=form.reasons.data or "",
-            )
+        appeal_review.record_outcome(
+            db.session,
+            get_settings(),
+            current_app.secret_key,
+            staff=current_user,
+            appeal_case=case,
+            outcome=form.outcome.data or "",
+            reasons=form.reasons.data or "",
         )
-        return "Outcome recorded."
+        return "Outcome recorded; the outcome and its reasons are queued for the appellant."
 
-    response = _act_on_appeal(case_id, AppealOutcomeForm, apply)
-    if sent:
-        result = outbound.deliver_due(db.session, get_settings(), only=sent)
-        if result.sent:
-            flash("The appellant has been sent the outcome and its reasons.", "success")
-        else:
-            flash("The outcome mail is queued: the mail server did not take it yet.", "warning")
-    return response
+    return _act_on_appeal(case_id, AppealOutcomeForm, apply)
 
 
 @bp.post("/appeals/<int:case_id>/refer")

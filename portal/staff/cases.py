@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.forms import options
 from portal.models import Attachment, AuditEvent, Case, Message, OutboundMail, Role, StaffUser
 from portal.models.base import utcnow
-from portal.services import case_actions, outbound, replies
+from portal.services import case_actions, replies
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
 from portal.services.outbound import HeaderInjectionError
@@ -147,11 +147,9 @@ def reply(case_id: int) -> str | Response | tuple[str, int]:
         form.form_errors.append(str(exc))
         return _render_reply(case, form, answered), 400
     db.session.commit()
-    result = outbound.deliver_due(db.session, settings, only=[sent.id])
-    if result.sent:
-        flash("Reply sent.", "success")
-    else:
-        flash("Reply saved: the mail server did not take it yet. It will be retried.", "warning")
+    flash(
+        "Reply saved and queued: it goes out within moments (its state is shown below).", "success"
+    )
     return _back(case, f"#message-{sent.timeline_message_id}")
 
 

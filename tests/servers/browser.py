@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -16,6 +17,7 @@ from tests.servers import HOST, free_port, wait_port_closed
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
+    from flask import Flask
     from playwright.sync_api import Browser, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,3 +75,30 @@ class LiveServer:
             self._thread.join(timeout=10)
         self._server.server_close()
         wait_port_closed(self.host, self.port)
+
+
+class DeliveryWorker:
+    """The real delivery loop (``portal.services.delivery.run``, what `outbox run` runs) in a
+    background thread, polling often so that browser tests need not wait long."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, app: Flask) -> None:
+        from portal.config import get_settings
+        from portal.extensions import db
+        from portal.services import delivery
+
+        self._stop = threading.Event()
+
+        def work() -> None:
+            with app.app_context():
+                settings = replace(get_settings(), outbox_poll_seconds=self.POLL_SECONDS)
+                delivery.run(db.session, settings, str(app.secret_key), self._stop)
+                db.session.remove()
+
+        self._thread = threading.Thread(target=work, name="delivery-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING
 import imapclient
 import pytest
 
-from tests.servers.browser import LiveServer, chromium_installed, launch_chromium
+from tests.servers.browser import (
+    DeliveryWorker,
+    LiveServer,
+    chromium_installed,
+    launch_chromium,
+)
 from tests.servers.dovecot import DovecotServer, dovecot_installed, start_dovecot
 from tests.servers.smtp import SmtpServer
 
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
 
 _MARKERS = {
     "imap": ("dovecot", "imap_account"),
-    "smtp": ("smtp_server", "smtp"),
+    "smtp": ("smtp_server", "smtp", "smtp_ascii_server", "smtp_ascii"),
     "browser": ("browser", "page"),
 }
 
@@ -146,6 +151,25 @@ def smtp_server() -> Iterator[SmtpServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def smtp_ascii_server() -> Iterator[SmtpServer]:
+    """A real SMTP server that does not offer SMTPUTF8, as many still do not."""
+    server = SmtpServer(smtputf8=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_ascii(smtp_ascii_server: SmtpServer) -> SmtpServer:
+    smtp_ascii_server.start()
+    smtp_ascii_server.accept()
+    smtp_ascii_server.clear()
+    return smtp_ascii_server
+
+
 @pytest.fixture
 def smtp(smtp_server: SmtpServer) -> SmtpServer:
     """The session SMTP server, running, empty and accepting, whatever the last test did."""
@@ -188,9 +212,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
-    """The test ``app`` served over real HTTP on 127.0.0.1, for the browser to visit."""
+    """The test ``app`` served over real HTTP on 127.0.0.1, for the browser to visit, with
+    the delivery worker (`outbox run`) beside it, as `make run` starts them."""
     server = LiveServer(app)
+    worker = DeliveryWorker(app)
     try:
         yield server
     finally:
+        worker.stop()
         server.stop()

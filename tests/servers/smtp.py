@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    smtputf8: bool = False  # the client asked for SMTPUTF8 (RFC 6531)
 
     def message(self) -> EmailMessage:
         """The message parsed with the modern policy, so headers come back decoded."""
@@ -49,6 +51,9 @@ class _Handler:
 
     server: SmtpServer
     outage: _Outage | None = field(default=None)
+    # Drop the connection after taking this many messages' data, before answering: the
+    # server has the mail, the sender cannot know it.
+    cut_after_data: int = 0
 
     async def handle_RCPT(
         self,
@@ -74,13 +79,19 @@ class _Handler:
                 mail_from=str(envelope.mail_from),
                 rcpt_tos=[str(rcpt) for rcpt in envelope.rcpt_tos],
                 data=content,
+                smtputf8=bool(envelope.smtp_utf8),
             )
         )
+        if self.cut_after_data > 0:
+            self.cut_after_data -= 1
+            if server.transport is not None:
+                server.transport.abort()
         return "250 Message accepted for delivery"
 
 
 class SmtpServer:
-    """A real SMTP server on 127.0.0.1 (no TLS) that records what it is sent.
+    """A real SMTP server on 127.0.0.1 (no TLS) that records what it is sent. It offers
+    SMTPUTF8 unless made with ``smtputf8=False``.
 
     ``stop()`` closes the port entirely (connections are refused) and ``start()`` opens it
     again on the same port. AUTH PLAIN/LOGIN is offered without TLS and accepts any
@@ -91,7 +102,8 @@ class SmtpServer:
     port: int
     messages: list[ReceivedMail]
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = True) -> None:
+        self.smtputf8 = smtputf8
         self.host = HOST
         self.port = port if port is not None else free_port()
         self.messages = []
@@ -128,6 +140,7 @@ class SmtpServer:
             authenticator=self._authenticate,
             auth_require_tls=False,
             auth_required=False,
+            enable_SMTPUTF8=self.smtputf8,
         )
         controller.start()
         self._controller = controller
@@ -150,8 +163,13 @@ class SmtpServer:
         self._handler.outage = _Outage(code, text)
 
     def accept(self) -> None:
-        """End an outage started by ``refuse``."""
+        """End an outage started by ``refuse``, and any ``cut_after_data``."""
         self._handler.outage = None
+        self._handler.cut_after_data = 0
+
+    def cut_after_data(self, times: int = 1) -> None:
+        """Take the next ``times`` messages, then drop the connection instead of saying so."""
+        self._handler.cut_after_data = times
 
     def clear(self) -> None:
         """Forget received messages and logins."""
@@ -176,3 +194,37 @@ class SmtpServer:
                     )
                 self._cond.wait(remaining)
             return list(self.messages)
+
+
+class SilentServer:
+    """A server that accepts TCP connections and never says a word: the SMTP server that
+    hung a web request for minutes when mail was sent inside it."""
+
+    def __init__(self) -> None:
+        self.host = HOST
+        self.port = free_port()
+        self.connections = 0
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server((self.host, self.port))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="silent-smtp")
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._sockets.append(conn)  # held open, never answered
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._sockets:
+            conn.close()
+        self._listener.close()
