@@ -42,7 +42,7 @@ def test_sign_in_open_a_case_and_reply(
     timeline = staff.timeline_text()
     assert "Thank you for your report. We are reviewing it." in timeline
     assert "Sent by us" in timeline
-    assert page.get_by_text("Reply sent.").is_visible()
+    assert page.get_by_text("Reply saved and queued").is_visible()
     (sent,) = smtp.wait_for(1)
     assert sent.message()["Subject"].startswith(f"Re: [{case.reference}]")
     assert "We are reviewing it." in sent.message().get_body(("plain",)).get_content()

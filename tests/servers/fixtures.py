@@ -215,9 +215,10 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     """The test ``app`` served over real HTTP on 127.0.0.1, for the browser to visit, with
     the delivery worker (`outbox run`) beside it, as `make run` starts them."""
     server = LiveServer(app)
-    worker = DeliveryWorker(app)
+    worker = DeliveryWorker(app) if "portal.settings" in app.extensions else None
     try:
         yield server
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         server.stop()
