@@ -11,7 +11,6 @@ from alembic import op
 
 import portal.models.base  # noqa: F401  (revisions may use the models' column types)
 
-
 # revision identifiers, used by Alembic.
 revision = "0009_jobs"
 down_revision = "0008_audit_chain"
