@@ -8,7 +8,14 @@ from portal.models.case import Case, CaseParty
 from portal.models.mailbox import MailboxState
 from portal.models.message import Attachment, Message, OutboundMail
 from portal.models.people import Reporter
-from portal.models.staff import CannedResponse, LoginAttempt, ReplyPresence, Role, StaffUser
+from portal.models.staff import (
+    CannedResponse,
+    LoginAttempt,
+    LoginThrottle,
+    ReplyPresence,
+    Role,
+    StaffUser,
+)
 
 __all__ = [
     "AbuseMark",
@@ -23,6 +30,7 @@ __all__ = [
     "CaseParty",
     "Lockout",
     "LoginAttempt",
+    "LoginThrottle",
     "MailboxState",
     "Message",
     "OutboundMail",
