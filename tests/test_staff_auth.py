@@ -389,3 +389,16 @@ def test_a_password_set_decomposed_signs_in_as_the_browser_sends_it(
     db.session.refresh(user)
     typed = unicodedata.normalize("NFD", password)  # the form folds it to NFC on the way in
     assert Auth(app.test_client()).login(user, password=typed).status_code == 302
+
+
+def test_guessing_the_current_password_is_throttled_like_a_sign_in(
+    auth: Auth, client: FlaskClient, create_staff: Callable[..., StaffUser]
+) -> None:
+    """A borrowed session must not be a way to guess the password."""
+    auth.login(create_staff("legal"))
+    statuses = [change(client, f"guess number {n}", NEW_PASSWORD).status_code for n in range(4)]
+    assert statuses == [400, 400, 400, 429]
+    response = change(client, STAFF_PASSWORD, NEW_PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed attempts from here" in response.get_data(as_text=True)
+    assert "Retry-After" in response.headers

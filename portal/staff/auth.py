@@ -79,15 +79,16 @@ def _safe_next(target: str | None) -> str:
 
 
 def _throttled(
-    form: LoginForm | PasswordChangeForm, template: str, exc: LoginThrottled
+    template: str, form: LoginForm | PasswordChangeForm, exc: LoginThrottled
 ) -> Response:
+    """The 429 page: the form again (with what was typed), saying how long to wait."""
     seconds = math.ceil(exc.retry_after.total_seconds())
     if seconds < 120:
         wait = "1 second" if seconds == 1 else f"{seconds} seconds"
     else:
         wait = f"{math.ceil(seconds / 60)} minutes"
-    form.form_errors.append(f"Too many failed attempts from here. Try again in {wait}.")
-    response = Response(render_template(template, form=form), status=429)
+    refusal = f"Too many failed attempts from here. Try again in {wait}."
+    response = Response(render_template(template, form=form, refusal=refusal), status=429)
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -106,11 +107,11 @@ def login() -> str | Response | tuple[str, int]:
             remote_addr=request.remote_addr,
         )
     except LoginThrottled as exc:
-        return _throttled(form, "staff/login.html", exc)
+        return _throttled("staff/login.html", form, exc)
     except LoginRefused:
         db.session.commit()
-        form.form_errors.append("The e-mail address, password or code is not right.")
-        return render_template("staff/login.html", form=form), 400
+        refusal = "The e-mail address, password or code is not right."
+        return render_template("staff/login.html", form=form, refusal=refusal), 400
     db.session.commit()
     _start_session(user)
     return redirect(_safe_next(request.args.get("next")))
@@ -142,7 +143,7 @@ def change_password() -> str | Response | tuple[str, int]:
             remote_addr=request.remote_addr,
         )
     except LoginThrottled as exc:
-        return _throttled(form, "staff/password.html", exc)
+        return _throttled("staff/password.html", form, exc)
     except LoginRefused:
         db.session.commit()
         form.current_password.errors = ["This is not your current password."]
