@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import database, search  # noqa: F401  (SQLite pragmas; FTS5 DDL for create_all)
 from portal.config import configure
@@ -22,8 +23,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         instance_path=str(PROJECT_ROOT / "instance"),
     )
-    configure(app, config)
+    settings = configure(app, config)
     _configure_logging(app)
+    if settings.trusted_proxies > 0:
+        # The client's address (and scheme) as the nearest N proxies saw it; no more hops,
+        # so an X-Forwarded-For the client wrote itself is never believed.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(

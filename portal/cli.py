@@ -99,6 +99,23 @@ def staff_reset_2fa(email: str) -> None:
     click.echo(created.provisioning_uri)
 
 
+@staff_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_set_password(email: str, password_stdin: bool) -> None:
+    """Set a staff account's password; every session of the account ends."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = staff.set_password(db.session, email, password)
+    except staff.StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"New password set for staff account #{user.id}; its sessions have ended.")
+
+
 @outbox_cli.command("flush")
 def outbox_flush() -> None:
     """Run the stored jobs and send the mail that is due now, once; exit 1 if mail is still

@@ -61,8 +61,13 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
     "SITE_NAME": "Office Actions Portal",
-    # A staff session ends after a working day, whatever happens in between.
+    # A staff session ends after a working day, whatever happens in between, and after an
+    # hour without a request (a screen left unlocked over lunch).
     "STAFF_SESSION_HOURS": 10,
+    "STAFF_IDLE_MINUTES": 60,
+    # Reverse proxies in front of the app that add X-Forwarded-For (0: none, the client
+    # connects directly). Per-address limits see the client only when this is right.
+    "TRUSTED_PROXIES": 0,
     # Someone who opened the reply box this recently is "probably answering".
     "REPLY_PRESENCE_MINUTES": 10,
     # Where the public reaches the portal: links in mail (appeal confirmations) start here,
@@ -108,6 +113,9 @@ class Settings:
     public_url: str = DEFAULTS["PUBLIC_URL"]
     appeal_clock_days: int = DEFAULTS["APPEAL_CLOCK_DAYS"]
     appeal_confirm_hours: int = DEFAULTS["APPEAL_CONFIRM_HOURS"]
+    staff_session: timedelta = timedelta(hours=DEFAULTS["STAFF_SESSION_HOURS"])
+    staff_idle: timedelta = timedelta(minutes=DEFAULTS["STAFF_IDLE_MINUTES"])
+    trusted_proxies: int = DEFAULTS["TRUSTED_PROXIES"]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -137,6 +145,9 @@ class Settings:
             public_url=str(config["PUBLIC_URL"]).rstrip("/"),
             appeal_clock_days=int(config["APPEAL_CLOCK_DAYS"]),
             appeal_confirm_hours=int(config["APPEAL_CONFIRM_HOURS"]),
+            staff_session=timedelta(hours=float(config["STAFF_SESSION_HOURS"])),
+            staff_idle=timedelta(minutes=float(config["STAFF_IDLE_MINUTES"])),
+            trusted_proxies=int(config["TRUSTED_PROXIES"]),
         )
 
 

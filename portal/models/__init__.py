@@ -9,7 +9,14 @@ from portal.models.job import Job, JobState
 from portal.models.mailbox import MailboxState
 from portal.models.message import Attachment, Message, OutboundMail
 from portal.models.people import Reporter
-from portal.models.staff import CannedResponse, LoginAttempt, ReplyPresence, Role, StaffUser
+from portal.models.staff import (
+    CannedResponse,
+    LoginAttempt,
+    LoginThrottle,
+    ReplyPresence,
+    Role,
+    StaffUser,
+)
 
 __all__ = [
     "AbuseMark",
@@ -26,6 +33,7 @@ __all__ = [
     "JobState",
     "Lockout",
     "LoginAttempt",
+    "LoginThrottle",
     "MailboxState",
     "Message",
     "OutboundMail",

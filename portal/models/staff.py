@@ -1,10 +1,11 @@
-"""Staff accounts, their login attempts, and what they keep ready to hand (canned responses)."""
+"""Staff accounts, their login attempts and throttles, and what they keep ready to hand
+(canned responses)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
@@ -33,6 +34,9 @@ class StaffUser(Base):
     last_login_at: Mapped[datetime | None]
     # The last TOTP time step accepted: a code is good once, never replayed within its window.
     last_totp_step: Mapped[int | None]
+    # Every session carries the version it was opened under; moving it on (logout, disabling,
+    # a password change, a 2FA reset) ends every session of the account at its next request.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # Flask-Login's user protocol.
     @property
@@ -62,10 +66,14 @@ class StaffUser(Base):
 
 
 class LoginAttempt(Base):
-    """One failed login, kept in the database so throttling holds across workers and restarts."""
+    """One sign-in attempt not (yet) proven right, kept in the database so that the cap per
+    client address holds across workers and restarts; a successful one is deleted."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_email_created_at", "email", "created_at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_email_created_at", "email", "created_at"),
+        Index("ix_login_attempts_remote_addr_created_at", "remote_addr", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -74,6 +82,27 @@ class LoginAttempt(Base):
 
     def __repr__(self) -> str:
         return f"<LoginAttempt #{self.id}>"
+
+
+class LoginThrottle(Base):
+    """The failures of one (typed account, client address) pair and when it may try again.
+
+    ``failures`` doubles as a version: an attempt claims its turn with a conditional UPDATE on
+    the value it read, so two workers can never both pass the same open turn.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("email", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LoginThrottle #{self.id} failures={self.failures}>"
 
 
 class CannedResponse(Base):

@@ -3,12 +3,13 @@ the check runs before any view, so a new route is protected without remembering 
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from portal.sanitize import sanitize_html
+from portal.signin import SessionEnd
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -21,11 +22,24 @@ def require_login() -> Response | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not current_user.is_authenticated or not current_user.is_active or not current_user.roles:
-        flash("Please sign in to continue.", "info")
+        if "_user_id" in session:
+            # A session that was signed in and is no longer accepted: drop all of it (CSRF
+            # token included) and say why, rather than a bare "please sign in".
+            ended: SessionEnd = g.get("staff_session_end", SessionEnd.ENDED)
+            session.clear()
+            flash(ended.value, "info")
+        else:
+            flash("Please sign in to continue.", "info")
         return redirect(
             url_for("staff.login", next=request.full_path if request.method == "GET" else None)
         )
     return None
+
+
+@bp.errorhandler(403)
+def forbidden(error: Exception) -> tuple[str, int]:
+    """A staff member refused by role stays in the staff pages, with a way back."""
+    return render_template("staff/403.html"), 403
 
 
 @bp.app_template_filter("sanitized")

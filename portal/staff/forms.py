@@ -13,7 +13,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 
 from portal.appeals import OUTCOME_LABELS
 from portal.forms import CleanForm, normalized_email, options
@@ -28,6 +35,23 @@ class LoginForm(CleanForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
     code = StringField(
         "Code from your authenticator app", validators=[DataRequired(), Length(max=12)]
+    )
+
+
+class PasswordChangeForm(CleanForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=1000)]
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(min=12, max=1000, message="Use at least 12 characters."),
+        ],
+    )
+    confirm_password = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("new_password", message="The two do not match.")],
     )
 
 
