@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import os
 import re
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable
@@ -116,6 +117,9 @@ class BatchBlobStore(BlobStore):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
+        # In every temporary name: two writers on one store (two bridges whose containers
+        # gave them the same PID, issue 10) must never write, rename or remove each other's.
+        self._token = secrets.token_hex(8)
         self._pending: dict[str, tuple[Path, Path]] = {}
         self._directories: set[Path] = set()  # known to exist
 
@@ -127,9 +131,9 @@ class BatchBlobStore(BlobStore):
         if path.parent not in self._directories:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._directories.add(path.parent)
-        # Named by hash and process rather than at random (tempfile's names cost more than
-        # the write); a leftover of a crash under the same name is simply replaced.
-        tmp_name = path.parent / f".tmp-{digest}-{os.getpid()}"
+        # Named by hash and this store's random token, not by tempfile (its names cost more
+        # than the write).
+        tmp_name = path.parent / f".tmp-{digest}-{self._token}"
         try:
             fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
             with os.fdopen(fd, "wb") as tmp:
