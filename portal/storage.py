@@ -17,7 +17,7 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,32 @@ class BlobStore:
             raise
         _fsync_dir(path.parent)
         return StoredBlob(digest, len(data))
+
+    def put_stream(self, chunks: Iterable[bytes]) -> StoredBlob:
+        """Store bytes that arrive a chunk at a time (a message too large to hold in memory),
+        durable on return. Its hash is known only at the end, so it is written under a
+        random temporary name at the store's root first, then renamed to its address."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".tmp-stream-")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                for chunk in chunks:
+                    tmp.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, _FILE_MODE)
+            path = self.path_for(digest.hexdigest())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, path)  # the same bytes under the same name, if already there
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return StoredBlob(digest.hexdigest(), size)
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
