@@ -6,7 +6,7 @@ Within one mailbox, an incoming message is the stored row that has, in this orde
 2. the same raw SHA-256: the same bytes, e.g. after a UIDVALIDITY change or a re-import;
 3. the same content fingerprint (``mailbridge.fingerprint``): the same mail with other trace
    headers or line ends, e.g. delivered twice, or exported to an mbox by an older system;
-4. for a placeholder (too large to fetch, so no bytes to compare): the same Message-ID.
+4. for a placeholder (the server returned no body to compare): the same Message-ID.
 
 A new row's dedup key is its Message-ID, or ``sha256:<raw hash>`` when it has none, or when a
 *different* message already holds that Message-ID: a broken mailer, or someone trying to make

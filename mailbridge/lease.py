@@ -5,21 +5,22 @@ but they would fetch and parse everything twice and trip over each other's commi
 bridge takes a mailbox's lease (``MailboxState.lease_owner`` / ``lease_expires_at``) before
 syncing it, renews it with every batch it files and on every round of ``mailbridge run``, and
 gives it back when it is done. A bridge that dies simply stops renewing: once the lease has
-expired, another bridge takes the mailbox over, and a bridge restarted on the same host takes
-it at once when the holder's PID is gone. The lease outlasts the longest IDLE wait
-(``PORTAL_MAIL_LEASE_SECONDS``, 15 minutes by default), so a live bridge never loses it.
+expired, another bridge takes the mailbox over, and a bridge restarted on the same machine
+takes it at once when it can prove the holder was a bridge of this machine that died
+(``mailbridge.instance``: host and PID alone prove nothing, containers repeat both). The lease
+outlasts the longest IDLE wait (``PORTAL_MAIL_LEASE_SECONDS``, 15 minutes by default), so a
+live bridge never loses it.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from mailbridge import instance
 from mailbridge.config import LEASE_SECONDS_DEFAULT
 from mailbridge.errors import BridgeFault
 from portal.models import MailboxState
@@ -31,14 +32,15 @@ class MailboxLeased(BridgeFault):
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds a lease: this process, by host and PID, and for how long at a time."""
+    """Who holds a lease (``mx1:4242#5f0c9a7e31b2d846``), and for how long at a time."""
 
     name: str
     seconds: float = LEASE_SECONDS_DEFAULT
 
     @classmethod
     def this_process(cls, seconds: float = LEASE_SECONDS_DEFAULT) -> Holder:
-        return cls(f"{socket.gethostname()}:{os.getpid()}"[:128], seconds)
+        """This bridge process: host and PID for people, a random instance id for bridges."""
+        return cls(instance.owner_name(), seconds)
 
     def until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.seconds)
@@ -74,25 +76,12 @@ def take(session: Session, mailbox: str, holder: Holder, now: datetime) -> None:
     ).first()
     session.rollback()
     other, until = row if row is not None else ("another bridge", None)
-    if other and _died_here(other) and _take_from(session, mailbox, other, holder, now):
+    # A predecessor killed on this machine: its lease need not run out before we carry on.
+    if other and instance.died_here(other) and _take_from(session, mailbox, other, holder, now):
         return
+    who = instance.readable(other) if other else "another bridge"
     when = f" until {until:%Y-%m-%d %H:%M} UTC" if until is not None else ""
-    raise MailboxLeased(f"{mailbox}: skipped, {other} is working on it{when}")
-
-
-def _died_here(other: str) -> bool:
-    """Whether ``other`` was a process on this host that is gone (killed, crashed): its lease
-    need not run out before a restarted bridge carries on."""
-    host, _, pid = other.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, but not ours to signal
-        return False
-    return False
+    raise MailboxLeased(f"{mailbox}: skipped, {who} is working on it{when}")
 
 
 def _take_from(session: Session, mailbox: str, other: str, holder: Holder, now: datetime) -> bool:

@@ -26,14 +26,18 @@ from portal.storage import BatchBlobStore, sha256_hex
 
 @dataclass(frozen=True)
 class IncomingMail:
-    """One message as fetched (or read from a file): raw bytes, or a header for a placeholder."""
+    """One message as fetched (or read from a file): raw bytes; or, for a message too large to
+    parse, its header and the hash its raw bytes are stored under; or a header alone for a
+    placeholder (the server returned no body)."""
 
     raw: bytes | None
     arrived_at: datetime
     size: int
     uid: int | None = None
     header: bytes | None = None
-    problem: str | None = None  # why there is no raw message (too large, not returned)
+    problem: str | None = None  # why it is not parsed (too large, not returned)
+    # Too large to parse: its bytes were streamed into the blob store already, under this hash.
+    raw_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,12 @@ def _prepare(mail: IncomingMail, blobs: BatchBlobStore, authserv_id: str | None)
         header_hash = sha256_hex(mail.header or b"")
         identity = Identity(
             uid=mail.uid,
-            raw_sha256=None,
+            raw_sha256=mail.raw_sha256,
             content_sha256=None,
             message_id=parsed.message_id,
-            placeholder_key=f"size:{mail.size}:header-sha256:{header_hash}",
+            placeholder_key=(
+                None if mail.raw_sha256 else f"size:{mail.size}:header-sha256:{header_hash}"
+            ),
         )
         return Prepared(mail.uid, mail.arrived_at, mail.size, parsed, identity)
     stored = blobs.put(mail.raw)

@@ -11,7 +11,8 @@ The protocol, per mailbox (after Nylas' sync engine and RFC 3501)::
         ▼
     per batch of ≤200 messages / ≤32 MB (PORTAL_MAIL_FETCH_BATCH):
         UID FETCH (RFC822.SIZE INTERNALDATE)
-        UID FETCH BODY.PEEK[]            (larger than the limit: BODY.PEEK[HEADER] only)
+        UID FETCH BODY.PEEK[]            (larger than the limit: BODY.PEEK[]<offset.1MB>
+                                          streamed into the blob store, kept raw, not parsed)
         prepare (store blobs, parse) ── in worker processes, up to PIPELINE_DEPTH batches ahead
         file, in order ──► COMMIT messages + cursor = last UID   ◄── the only commit point
         ▼
@@ -42,14 +43,16 @@ from sqlalchemy.orm import Session
 
 from mailbridge import lease
 from mailbridge.config import BridgeSettings, MailboxConfig
-from mailbridge.errors import MailboxUnavailable, UidValidityChanged
+from mailbridge.errors import BridgeFault, MailboxUnavailable, UidValidityChanged
 from mailbridge.imap import FolderInfo, select_readonly
 from mailbridge.ingest import Ingestor, Tally
+from mailbridge.oversized import HEADER_LIMIT, StoreFailed, stream_to_store
 from mailbridge.prepare import IncomingMail
 from mailbridge.workers import Ticket
 from portal.models import MailboxState
 from portal.models.base import utcnow
 from portal.services import audit
+from portal.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,6 @@ MAX_RESYNCS = 3
 # busy while this process files, whatever the order in which each side finishes.
 PIPELINE_DEPTH = 2
 RESYNC_WINDOW_SECONDS = 3600.0
-HEADER_LIMIT = 65_536  # the part of an oversized message's header we fetch
 _META = [b"RFC822.SIZE", b"INTERNALDATE"]
 _BODY = b"BODY.PEEK[]"
 _HEADER = f"BODY.PEEK[HEADER]<0.{HEADER_LIMIT}>".encode()
@@ -165,7 +167,8 @@ def _fetch_new(
     """
     tally = Tally()
     waiting: deque[tuple[Ticket, int]] = deque()
-    for mails, cursor in _new_batches(client, folder, last_uid, bridge):
+    oversized = _Oversized(config.name, BlobStore(ingestor.settings.blob_dir), bridge.max_bytes)
+    for mails, cursor in _new_batches(client, folder, last_uid, bridge, oversized):
         waiting.append((ingestor.prepare(mails), cursor))
         if len(waiting) > PIPELINE_DEPTH:
             _file(ingestor, config, folder, *waiting.popleft(), tally)
@@ -192,11 +195,15 @@ def _file(
 
 
 def _new_batches(
-    client: IMAPClient, folder: FolderInfo, last_uid: int, bridge: BridgeSettings
+    client: IMAPClient,
+    folder: FolderInfo,
+    last_uid: int,
+    bridge: BridgeSettings,
+    oversized: _Oversized,
 ) -> Iterator[tuple[list[IncomingMail], int]]:
     for uids in _new_uid_windows(client, folder, last_uid, bridge.search_window):
         for chunk in _chunks(uids, bridge.batch_size):
-            yield from _fetch_batches(client, chunk, bridge)
+            yield from _fetch_batches(client, chunk, bridge, oversized)
 
 
 def _new_uid_windows(
@@ -218,7 +225,7 @@ def _new_uid_windows(
 
 
 def _fetch_batches(
-    client: IMAPClient, uids: Sequence[int], bridge: BridgeSettings
+    client: IMAPClient, uids: Sequence[int], bridge: BridgeSettings, oversized: _Oversized
 ) -> Iterator[tuple[list[IncomingMail], int]]:
     """Batches of fetched mail with the UID the cursor may move to once they are filed."""
     meta = client.fetch(list(uids), _META)
@@ -228,13 +235,45 @@ def _fetch_batches(
         if uid not in meta:
             continue  # expunged since the search
         size = int(meta[uid].get(b"RFC822.SIZE") or 0)
-        if batch and batch_bytes + min(size, bridge.max_bytes) > bridge.batch_bytes:
-            yield _fetch_bodies(client, batch, meta, bridge), batch[-1]
+        held = size if size <= bridge.max_bytes else HEADER_LIMIT  # oversized: only its header
+        if batch and batch_bytes + held > bridge.batch_bytes:
+            yield _fetch_bodies(client, batch, meta, bridge, oversized), batch[-1]
             batch, batch_bytes = [], 0
         batch.append(uid)
-        batch_bytes += min(size, bridge.max_bytes)
+        batch_bytes += held
     if batch:
-        yield _fetch_bodies(client, batch, meta, bridge), batch[-1]
+        yield _fetch_bodies(client, batch, meta, bridge, oversized), batch[-1]
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    """Where mail over ``PORTAL_MAIL_MAX_BYTES`` goes: streamed into the blob store, raw."""
+
+    mailbox: str
+    store: BlobStore
+    max_bytes: int
+
+    def fetch(
+        self, client: IMAPClient, uid: int, size: int, arrived: datetime
+    ) -> IncomingMail | None:
+        try:
+            streamed = stream_to_store(client, uid, size, self.store)
+        except StoreFailed as exc:
+            raise BridgeFault(f"{self.mailbox}: cannot store mail ({exc})") from exc
+        if streamed is None:
+            return None
+        return IncomingMail(
+            raw=None,
+            arrived_at=arrived,
+            size=streamed.blob.size,
+            uid=uid,
+            header=streamed.header,
+            problem=(
+                f"too large to parse: {streamed.blob.size} bytes (limit {self.max_bytes}); "
+                "kept raw: download the raw message to read it"
+            ),
+            raw_sha256=streamed.blob.sha256,
+        )
 
 
 def _fetch_bodies(
@@ -242,32 +281,37 @@ def _fetch_bodies(
     uids: Sequence[int],
     meta: dict[int, dict[bytes, Any]],
     bridge: BridgeSettings,
+    oversized: _Oversized,
 ) -> list[IncomingMail]:
-    small = [uid for uid in uids if int(meta[uid].get(b"RFC822.SIZE") or 0) <= bridge.max_bytes]
+    sizes = {uid: int(meta[uid].get(b"RFC822.SIZE") or 0) for uid in uids}
+    small = [uid for uid in uids if sizes[uid] <= bridge.max_bytes]
     bodies = client.fetch(small, [_BODY]) if small else {}
-    missing = [uid for uid in uids if uid not in small or _body(bodies.get(uid)) is None]
+    missing = [uid for uid in small if _body(bodies.get(uid)) is None]
     headers = client.fetch(missing, [_HEADER]) if missing else {}
     mails = []
     for uid in uids:
-        size = int(meta[uid].get(b"RFC822.SIZE") or 0)
         arrived = _arrival(meta[uid].get(b"INTERNALDATE"))
+        if sizes[uid] > bridge.max_bytes:
+            mail = oversized.fetch(client, uid, sizes[uid], arrived)
+            if mail is not None:
+                mails.append(mail)
+            continue
         raw = _body(bodies.get(uid))
         if raw is not None:
             mails.append(IncomingMail(raw=raw, arrived_at=arrived, size=len(raw), uid=uid))
             continue
         header = _header(headers.get(uid))
-        if header is None and uid in small:
+        if header is None:
             log.warning("UID %s vanished between SEARCH and FETCH; skipped", uid)
             continue
-        problem = (
-            f"too large to fetch: {size} bytes (limit {bridge.max_bytes}); UID {uid} left on "
-            "the server"
-            if uid not in small
-            else f"the server returned no body for UID {uid}; left on the server"
-        )
         mails.append(
             IncomingMail(
-                raw=None, arrived_at=arrived, size=size, uid=uid, header=header, problem=problem
+                raw=None,
+                arrived_at=arrived,
+                size=sizes[uid],
+                uid=uid,
+                header=header,
+                problem=f"the server returned no body for UID {uid}; left on the server",
             )
         )
     return mails

@@ -9,7 +9,8 @@ The workers start from a small fork server that has imported only ``mailbridge.p
 (no Flask, no database, no open sockets); they share one pool per process, started on the
 first batch large enough to be worth it. Small batches, the usual case under IDLE, are
 prepared here at once. If a worker dies, the batch is prepared here instead and a fresh pool
-is started for the next one: a worker's death never loses a batch.
+is started for the next one: a worker's death never loses a batch. And when the bridge dies,
+however it dies, its workers follow it within moments (``mailbridge.lifeline``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbridge import lifeline
 from mailbridge.prepare import IncomingMail, Prepared, prepare_batch
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,13 @@ def _shared_pool(workers: int) -> ProcessPoolExecutor:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["mailbridge.prepare"])
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            context.set_forkserver_preload(["mailbridge.lifeline", "mailbridge.prepare"])
+            _pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=lifeline.watch,
+                initargs=(os.getpid(),),
+            )
             _pool_size = workers
         return _pool
 

@@ -17,7 +17,7 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +77,32 @@ class BlobStore:
         _fsync_dir(path.parent)
         return StoredBlob(digest, len(data))
 
+    def put_stream(self, chunks: Iterable[bytes]) -> StoredBlob:
+        """Store bytes that arrive a chunk at a time (a message too large to hold in memory),
+        durable on return. Its hash is known only at the end, so it is written under a
+        random temporary name at the store's root first, then renamed to its address."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".tmp-stream-")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                for chunk in chunks:
+                    tmp.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, _FILE_MODE)
+            path = self.path_for(digest.hexdigest())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, path)  # the same bytes under the same name, if already there
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return StoredBlob(digest.hexdigest(), size)
+
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
@@ -117,6 +143,9 @@ class BatchBlobStore(BlobStore):
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
+        # In every temporary name: two writers on one store (two bridges whose containers
+        # gave them the same PID, issue 10) must never write, rename or remove each other's.
+        self._token = secrets.token_hex(8)
         self._pending: dict[str, tuple[Path, Path]] = {}
         self._directories: set[Path] = set()  # known to exist
 
@@ -128,9 +157,9 @@ class BatchBlobStore(BlobStore):
         if path.parent not in self._directories:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._directories.add(path.parent)
-        # Named by hash and process rather than at random (tempfile's names cost more than
-        # the write); a leftover of a crash under the same name is simply replaced.
-        tmp_name = path.parent / f".tmp-{digest}-{os.getpid()}"
+        # Named by hash and this store's random token, not by tempfile (its names cost more
+        # than the write).
+        tmp_name = path.parent / f".tmp-{digest}-{self._token}"
         try:
             fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
             with os.fdopen(fd, "wb") as tmp:

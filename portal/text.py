@@ -63,20 +63,32 @@ def normalize_url(raw: str, *, max_length: int = 2000) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
 
 
+# A refusal names this many bad lines, then says how many more there are: a page listing
+# hundreds of errors helps no one.
+URL_PROBLEMS_SHOWN = 10
+
+
 def parse_url_lines(text: str | None, *, limit: int) -> tuple[list[str], list[str]]:
-    """One URL per line: the normalised URLs (duplicates dropped) and a message per bad line."""
-    urls: list[str] = []
+    """One URL per line: the normalised URLs (duplicates dropped) and what is wrong, if anything.
+
+    A list longer than ``limit`` lines is refused before any line is parsed, so that pasting
+    10,000 lines costs a line count, not 10,000 URL checks.
+    """
+    lines = [line.strip() for line in (text or "").splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > limit:
+        return [], [f"Give at most {limit} links, one per line; this list has {len(lines):,}."]
+    urls: dict[str, None] = {}  # ordered, and a duplicate costs one lookup
     problems: list[str] = []
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    bad = 0
     for number, line in enumerate(lines, start=1):
         try:
-            url = normalize_url(line)
+            urls.setdefault(normalize_url(line))
         except InvalidURL as exc:
-            shown = line if len(line) <= 60 else line[:57] + "..."
-            problems.append(f"Line {number} ({shown}) {exc}.")
-            continue
-        if url not in urls:
-            urls.append(url)
-    if len(urls) > limit:
-        problems.append(f"Give at most {limit} links; you gave {len(urls)}.")
-    return urls, problems
+            bad += 1
+            if bad <= URL_PROBLEMS_SHOWN:
+                shown = line if len(line) <= 60 else line[:57] + "..."
+                problems.append(f"Line {number} ({shown}) {exc}.")
+    if bad > URL_PROBLEMS_SHOWN:
+        problems.append(f"{bad - URL_PROBLEMS_SHOWN} more lines are not valid links.")
+    return list(urls), problems

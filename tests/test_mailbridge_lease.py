@@ -6,9 +6,13 @@ mailbox and say so, release the lease when done) against the real Dovecot.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +25,7 @@ from mailbridge.lease import Holder, MailboxLeased, give_back, take
 from portal.extensions import db
 from portal.models import MailboxState, Message
 from portal.models.base import utcnow
-from tests.mailbridge_helpers import append_all, incoming, make_mail, sync
+from tests.mailbridge_helpers import ROOT, append_all, incoming, make_mail, sync
 from tests.servers.fixtures import ImapAccount
 
 ONE = Holder("host-one:101", seconds=600)
@@ -73,17 +77,6 @@ def test_giving_back_frees_the_mailbox_and_only_the_holder_can(state: None) -> N
     take(db.session, "ca", TWO, now)
 
 
-def test_a_restart_on_the_same_host_takes_over_from_its_dead_predecessor(state: None) -> None:
-    """SIGKILL leaves the lease behind; waiting it out would stall mail for 15 minutes."""
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    predecessor = Holder(f"{socket.gethostname()}:{dead.pid}")
-    now = utcnow()
-    take(db.session, "ca", predecessor, now)
-    take(db.session, "ca", Holder.this_process(), now)
-    assert lease()[0] == Holder.this_process().name
-
-
 def test_a_live_process_on_this_host_keeps_its_lease(state: None) -> None:
     alive = Holder(f"{socket.gethostname()}:1")  # init: always there, not ours to signal
     now = utcnow()
@@ -128,3 +121,126 @@ def test_sync_skips_a_mailbox_another_bridge_holds_then_files_and_releases_it(
     done = sync(runner)
     assert done.output.strip() == "ca: 3 new, 0 already stored, 0 flagged (3 cases opened)"
     assert lease() == (None, None)  # given back: another bridge may take it now
+
+
+# -- issue 10: two bridges that look alike ---------------------------------------------------------
+
+# A bridge process that says it runs on HOST with PID (its container says so), with its
+# temporary directory (its container's /tmp), takes the lease of ``ca`` once, prints the
+# outcome, and holds on until its standard input closes (or it is killed).
+_BRIDGE = """
+import os, socket, sys
+host, pid, url = sys.argv[1:4]
+socket.gethostname = lambda: host
+if pid:
+    os.getpid = lambda: int(pid)
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+from mailbridge.lease import Holder, MailboxLeased, take
+from portal.models.base import utcnow
+with Session(create_engine(url)) as session:
+    try:
+        take(session, "ca", Holder.this_process(), utcnow())
+        print("taken", flush=True)
+    except MailboxLeased as exc:
+        print(exc, flush=True)
+sys.stdin.read()
+"""
+
+
+class Bridge:
+    """One ``_BRIDGE`` process; ``outcome`` is its one line ("taken", or why it skipped)."""
+
+    def __init__(self, app: Flask, tmpdir: Path, *, host: str, pid: int | None = None) -> None:
+        tmpdir.mkdir(exist_ok=True)
+        env = {**os.environ, "TMPDIR": str(tmpdir)}
+        url = app.config["SQLALCHEMY_DATABASE_URI"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BRIDGE, host, str(pid or ""), url],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.outcome = self.proc.stdout.readline().strip()
+
+    def crash(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def bridges() -> Iterator[list[Bridge]]:
+    started: list[Bridge] = []
+    yield started
+    for bridge in started:
+        bridge.close()
+
+
+def _dead_pid() -> int:
+    """A PID no process has here now (it had one a moment ago)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    return dead.pid
+
+
+def test_two_bridges_with_the_same_host_and_pid_never_both_hold_a_mailbox(
+    app: Flask, state: None, tmp_path: Path, bridges: list[Bridge]
+) -> None:
+    """Issue 10: two bridges in containers with the same hostname and PID both took the
+    lease. Each container has its own /tmp here (TMPDIR), as containers do."""
+    first = Bridge(app, tmp_path / "container-a", host="box", pid=4242)
+    bridges.append(first)
+    assert first.outcome == "taken"
+
+    second = Bridge(app, tmp_path / "container-b", host="box", pid=4242)
+    bridges.append(second)
+
+    assert second.outcome.startswith("ca: skipped, box:4242 is working on it until ")
+    assert lease()[0] != "box:4242"  # the owner names the bridge instance too
+
+
+def test_a_holder_whose_pid_is_unknown_here_is_not_taken_for_dead(
+    app: Flask, state: None, tmp_path: Path, bridges: list[Bridge]
+) -> None:
+    """Another container on a host of the same name: its bridge's PID means nothing in our
+    PID namespace, so "no such process" proves nothing; the lease is waited out."""
+    alive = Bridge(app, tmp_path / "container-a", host="box", pid=_dead_pid())
+    bridges.append(alive)
+    assert alive.outcome == "taken"
+
+    other = Bridge(app, tmp_path / "container-b", host="box")
+    bridges.append(other)
+
+    assert other.outcome.startswith("ca: skipped, box:")
+
+
+def test_only_a_provably_dead_predecessor_on_this_machine_is_taken_over_at_once(
+    app: Flask, state: None, tmp_path: Path, bridges: list[Bridge]
+) -> None:
+    """A restart after a SIGKILL must not wait out the lease; a live bridge keeps it."""
+    here = tmp_path / "this-machine"
+    first = Bridge(app, here, host="box")
+    bridges.append(first)
+    assert first.outcome == "taken"
+    while_alive = Bridge(app, here, host="box")
+    bridges.append(while_alive)
+    assert while_alive.outcome.startswith("ca: skipped, box:")
+
+    first.crash()
+    elsewhere = Bridge(app, tmp_path / "another-machine", host="box")
+    bridges.append(elsewhere)
+    assert elsewhere.outcome.startswith("ca: skipped, box:")
+    restarted = Bridge(app, here, host="box")
+    bridges.append(restarted)
+    assert restarted.outcome == "taken"

@@ -4,6 +4,7 @@ SIGTERM, and failing with one clear line on bad configuration."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -215,3 +216,58 @@ def _log(tmp_path: Path) -> str:
     return "\n".join(
         path.read_text(errors="replace")[-3000:] for path in sorted(tmp_path.glob("*.log"))
     )
+
+
+# -- issue 10, section 7: the bridge's housekeeping -------------------------------------------
+
+
+def _marked(marker: str) -> set[tuple[int, str]]:
+    """Live processes whose environment carries ``marker``, as (PID, start time) pairs, so a
+    recycled PID is never mistaken for one of them. The bridge, its fork server and its
+    workers all inherit the environment, and keep it after the bridge dies (orphans too)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if marker.encode() in environ.split(b"\0") and fields[0] != "Z":
+            found.add((int(entry.name), fields[19]))  # field 22: start time
+    return found
+
+
+def test_sigkill_of_the_bridge_leaves_no_worker_behind(
+    tmp_path: Path, imap_account: ImapAccount, running: list[object]
+) -> None:
+    """Issue 10: each SIGKILL of the bridge left 3-4 worker processes running. Only the
+    bridge is killed here (not its process group), as the OOM killer or ``kill -9`` would."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs Linux /proc")
+    marker = f"OA_TEST_BRIDGE={tmp_path.name}"
+    database = tmp_path / "bridge.sqlite3"
+    env = bridge_env(
+        tmp_path,
+        PORTAL_IMAP_CA_URL=imap_account.url(),
+        PORTAL_MAIL_FETCH_BATCH="20",
+        PORTAL_MAIL_WORKERS="2",
+        OA_TEST_BRIDGE=tmp_path.name,
+    )
+    assert flask(["db", "upgrade", "heads"], env).returncode == 0
+    append_all(
+        imap_account,
+        (make_mail(f"Worker {n}", sender=f"w{n}@example.net") for n in range(400)),
+    )
+    proc = start_flask(["mailbridge", "sync", "--once"], env, tmp_path / "sync.log")
+    running.append(proc)
+    assert wait_until(lambda: db_count(database, INBOUND) > 0, timeout=60, interval=0.01)
+    helpers = {p for p in _marked(marker) if p[0] != proc.pid}
+    assert len(helpers) >= 2, "the workers should be running mid-sync"
+
+    os.kill(proc.pid, signal.SIGKILL)  # the bridge alone
+    proc.wait(timeout=10)  # type: ignore[attr-defined]
+
+    assert wait_until(lambda: not (_marked(marker) & helpers), timeout=5), _marked(marker)

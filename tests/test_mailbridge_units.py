@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from mailbridge import oversized
 from mailbridge.automatic import classify
 from mailbridge.charsets import decode_bytes, decode_words, known_codec, storable
 from mailbridge.config import BridgeSettings, parse_imap_url
@@ -317,3 +319,45 @@ def test_dedup_rules() -> None:
     assert not known.moved(1, 8, 5)
     placeholder = Identity(uid=5, raw_sha256=None, content_sha256=None, message_id="<m@x>")
     assert known.duplicate_of(placeholder, 8) == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "header"),
+    [
+        (
+            b"Subject: a\r\nFrom: b@example.net\r\n\r\nbody\r\n\r\nmore",
+            b"Subject: a\r\nFrom: b@example.net",
+        ),
+        (b"Subject: bare LF\n\nbody", b"Subject: bare LF"),
+        (
+            b"Subject: a header longer than what was read",
+            b"Subject: a header longer than what was read",
+        ),
+    ],
+    ids=["crlf", "lf", "unfinished"],
+)
+def test_the_header_of_an_oversized_message_is_read_from_its_start(
+    start: bytes, header: bytes
+) -> None:
+    assert oversized.header_of(start) == header
+
+
+def test_a_streamed_blob_is_stored_like_a_whole_one_and_a_failure_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    data = bytes(range(256)) * 1000
+    streamed = store.put_stream(data[n : n + 4096] for n in range(0, len(data), 4096))
+    assert (streamed.sha256, streamed.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert store.read(streamed.sha256) == data
+    assert stat.S_IMODE(store.path_for(streamed.sha256).stat().st_mode) == 0o640
+    assert store.put_stream([data]) == streamed  # again: the same blob, nothing else
+
+    def broken() -> Iterator[bytes]:
+        yield b"the first chunk"
+        raise ConnectionResetError
+
+    with pytest.raises(ConnectionResetError):
+        store.put_stream(broken())
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1

@@ -14,6 +14,8 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import wait
@@ -296,3 +298,53 @@ def test_discard_removes_the_temporary_files_of_a_batch_never_synced(tmp_path: P
     store.discard()
     assert not any(store.exists(digest) for digest in digests)
     assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+
+
+# A blob writer that says it has PID 4242 (its container says so): it stores the blob it is
+# given, then makes it durable when told (a line on its standard input).
+_WRITER = """
+import os, sys
+from pathlib import Path
+os.getpid = lambda: 4242
+from portal.storage import BatchBlobStore
+store = BatchBlobStore(Path(sys.argv[1]))
+store.put(sys.argv[2].encode())
+print("put", flush=True)
+sys.stdin.readline()
+store.sync()
+print("synced", flush=True)
+"""
+
+
+def test_two_writers_with_the_same_pid_never_share_a_temporary_file(tmp_path: Path) -> None:
+    """Issue 10: two bridges in containers with the same PID, on one blob store, failed on
+    colliding temporary names (``.tmp-<sha>-<pid>``). Here both store the same message at
+    the same moment: the second overwrites the first's temporary file before either renames."""
+    root = tmp_path / "blobs"
+    data = "Subject: the same message, fetched by two bridges\r\n\r\nHello\r\n"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(root), data],
+            cwd=Path(__file__).parent.parent,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for writer in writers:  # one after the other: both temporary files written first
+            assert writer.stdout is not None
+            assert writer.stdout.readline().strip() == "put"
+        results = [writer.communicate("\n", timeout=30) for writer in writers]
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+
+    for writer, (out, err) in zip(writers, results, strict=True):
+        assert (writer.returncode, out.strip()) == (0, "synced"), err
+    assert BlobStore(root).read(sha256_hex(data.encode())) == data.encode()
+    assert not list(root.rglob(".tmp-*"))

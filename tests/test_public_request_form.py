@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Case
+from portal.models.case import URLS_MAX
 from tests.conftest import post_form
 from tests.public_data import valid_request
 
@@ -201,3 +202,19 @@ def test_confirmation_page_needs_the_session_that_submitted(
 ) -> None:
     response = app.test_client().get("/requests/submitted")
     assert response.status_code == 302
+
+
+def test_a_huge_url_list_is_refused_with_a_clear_error_keeping_what_was_typed(
+    client: FlaskClient,
+) -> None:
+    """Issue 10: at most a few hundred links per field (URLS_MAX), said plainly."""
+    typed = "\n".join(f"https://en.wikipedia.org/wiki/Special:Diff/{n}" for n in range(10_000))
+    response = post_form(client, URL, valid_request(prior_attempt_urls=typed))
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert errors_for(html, "prior_attempt_urls")
+    assert f"Give at most {URLS_MAX} links, one per line; this list has 10,000." in html
+    assert typed in html
+    assert case_count() == 0
+    assert URLS_MAX >= 200  # "a few hundred": a long ban request's diffs must fit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import portal.text
 from portal.addresses import EmailNotValidError, canonical_address, normalize_address, redact
 from portal.message_ids import make_message_id, parse_message_id, verify_message_id
 from portal.text import InvalidURL, clean_text, normalize_url, parse_url_lines
@@ -57,7 +58,7 @@ def test_parse_url_lines_reports_each_bad_line_and_drops_duplicates() -> None:
     assert urls == ["https://a.org/x", "https://b.org/"]
     assert problems == ["Line 3 (javascript:alert(1)) must start with https:// or http://."]
     _, problems = parse_url_lines("\n".join(f"https://e.org/{i}" for i in range(3)), limit=2)
-    assert problems == ["Give at most 2 links; you gave 3."]
+    assert problems == ["Give at most 2 links, one per line; this list has 3."]
 
 
 @pytest.mark.parametrize(
@@ -99,3 +100,31 @@ def test_signed_message_ids_round_trip_and_refuse_forgery() -> None:
     forged = mid.replace("oa.42.", "oa.43.")
     assert verify_message_id(forged, secret="s", recipient="jane@example.org") is None
     assert verify_message_id("<random@example.org>", secret="s", recipient="x@y.org") is None
+
+
+def test_a_list_over_the_limit_is_refused_without_parsing_a_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 10: a 10,000-line list cost 2.3 s, parsed line by line before being refused."""
+    parsed: list[str] = []
+
+    def counting(raw: str, **kwargs: int) -> str:
+        parsed.append(raw)
+        return normalize_url(raw, **kwargs)
+
+    monkeypatch.setattr(portal.text, "normalize_url", counting)
+    lines = "\n".join(f"https://example.org/diff/{n}" for n in range(10_000))
+
+    urls, problems = parse_url_lines(lines, limit=300)
+
+    assert (urls, parsed) == ([], [])
+    assert problems == ["Give at most 300 links, one per line; this list has 10,000."]
+
+
+def test_a_list_of_many_bad_lines_names_the_first_few_only() -> None:
+    """The refusal stays readable: ten lines named, and how many more are wrong."""
+    urls, problems = parse_url_lines("\n".join(["not a link"] * 40 + ["https://ok.org/"]), limit=50)
+    assert urls == ["https://ok.org/"]
+    assert len(problems) == 11
+    assert problems[0] == "Line 1 (not a link) contains spaces or invisible characters."
+    assert problems[-1] == "30 more lines are not valid links."

@@ -21,7 +21,7 @@ SUMMARY_MAX_WORDS = 300
 SUMMARY_MAX_CHARS = 4_000
 DETAILS_MAX_CHARS = 20_000
 SHORT_TEXT_MAX = 200
-URLS_MAX = 50
+URLS_MAX = 300  # links per list field: a long ban request's diffs fit, a pasted dump does not
 URL_MAX_CHARS = 2_000
 
 REFERENCE_PREFIX = "OA"

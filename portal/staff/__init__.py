@@ -8,6 +8,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from portal.display import BODY_DISPLAY_LABEL, body_to_show
 from portal.sanitize import sanitize_html
 from portal.signin import SessionEnd
 
@@ -49,6 +50,11 @@ def sanitized(markup: str | None) -> Markup:
     return Markup(sanitize_html(markup or ""))  # noqa: S704  (nh3 output is safe to embed)
 
 
+# The case and appeal pages show a body through these (templates/staff/_message.html).
+bp.add_app_template_global(body_to_show)
+bp.add_app_template_global(BODY_DISPLAY_LABEL, "BODY_DISPLAY_LABEL")
+
+
 @bp.after_request
 def no_store(response: Response) -> Response:
     """Case pages hold confidential material: never keep them in a shared browser cache."""
@@ -62,5 +68,6 @@ from portal.staff import (  # noqa: E402,F401  (routes register on import)
     appeals,
     auth,
     cases,
+    downloads,
     inbox,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -14,7 +14,7 @@ from portal.access import get_visible_case, visible_cases
 from portal.config import get_settings
 from portal.extensions import db
 from portal.forms import options
-from portal.models import Attachment, AuditEvent, Case, Message, OutboundMail, Role, StaffUser
+from portal.models import AuditEvent, Case, Message, OutboundMail, Role, StaffUser
 from portal.models.base import utcnow
 from portal.services import case_actions, replies
 from portal.services.case_actions import CaseActionError
@@ -32,7 +32,6 @@ from portal.staff.forms import (
     ReplyForm,
     StatusForm,
 )
-from portal.storage import BlobStore
 
 
 def _case_or_404(case_id: int) -> Case:
@@ -292,25 +291,3 @@ def modify_decision(case_id: int) -> Response:
         ),
         "#decision",
     )
-
-
-@bp.get("/attachments/<int:attachment_id>")
-def attachment(attachment_id: int) -> Response:
-    """A file from the outside world: only ever downloaded, never shown inline."""
-    item = db.session.get(Attachment, attachment_id)
-    if item is None or item.message.case_id is None or item.message.quarantined:
-        abort(404)  # quarantined mail is read on the quarantine page, not downloaded
-    _case_or_404(item.message.case_id)
-    path = BlobStore(get_settings().blob_dir).path_for(item.sha256)
-    if not path.exists():
-        abort(404)
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=item.filename or f"attachment-{item.id}",
-        max_age=0,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return response
