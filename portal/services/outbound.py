@@ -18,6 +18,7 @@ import smtplib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from flask_mail import Message as MailMessage
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from portal.addresses import mail_address
 from portal.config import Settings
 from portal.extensions import mail
 from portal.message_ids import make_message_id
@@ -159,6 +161,7 @@ def queue_mail(
     """
     sender = team_address(settings, case.team)
     _check_header("To", to)
+    envelope_to = mail_address(to)  # the domain in A-labels: josé@exämple.com needs no SMTPUTF8
     subject = header_text(subject)
     in_reply_to = next(iter(message_id_list([in_reply_to or ""])), None)
     references = list(dict.fromkeys(message_id_list(references)))[-MAX_REFERENCES:]
@@ -177,7 +180,7 @@ def queue_mail(
         headers["X-Auto-Response-Suppress"] = "All"
     composed = MailMessage(
         subject=subject,
-        recipients=[to],
+        recipients=[envelope_to],
         body=text,
         html=html,
         sender=sender,
@@ -186,7 +189,7 @@ def queue_mail(
     composed.msgId = message_id
     if composed.has_bad_headers():
         raise HeaderInjectionError("a header value contains a line break")
-    raw = composed.as_bytes()
+    raw = _as_bytes(composed, envelope_to)
 
     now = now or utcnow()
     timeline = Message(
@@ -211,7 +214,7 @@ def queue_mail(
         timeline_message_id=timeline.id,
         message_id=message_id,
         envelope_from=sender,
-        recipients=[to],
+        recipients=[envelope_to],
         raw=raw,
         purpose=purpose,
         next_attempt_at=now,
@@ -219,6 +222,22 @@ def queue_mail(
     )
     add_with_id(session, outbound)
     return outbound
+
+
+def _as_bytes(composed: MailMessage, to: str) -> bytes:
+    """The message as it will be sent. Flask-Mail writes every address in ASCII, which an
+    internationalised local part (``josé@example.com``, RFC 6531) cannot be: for one, the To
+    header is written in UTF-8 as RFC 6532 has it, for a server that offers SMTPUTF8."""
+    if to.isascii():
+        return composed.as_bytes()
+    composed.recipients = []
+    try:
+        message = composed._message()
+    finally:
+        composed.recipients = [to]
+    del message["To"]
+    message["To"] = to
+    return message.as_bytes(policy=policy.SMTPUTF8)
 
 
 def deliver_due(
