@@ -8,6 +8,9 @@ Kept in one place, with no view-by-view checks, so that a new page cannot forget
   (on the appeal's review page, portal.staff.appeals), and its whole file only when Trust &
   Safety shared it with them (``Case.shared_with_reviewers``);
 - a confidential case is seen only by its assignee and by admins.
+
+Mail on no case (what the bridge could not file) is seen by whoever would see the inquiry it
+would have opened: the staff of its mailbox's queue (:func:`unfiled_visibility`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from portal.models import Case, Role, StaffUser
-from portal.policy import ActionType, Team
+from portal.models import Case, Message, Role, StaffUser
+from portal.models.message import Direction
+from portal.policy import MAILBOX_TEAMS, ActionType, Team
 
 
 def visibility(user: StaffUser) -> ColumnElement[bool]:
@@ -78,3 +82,29 @@ def visible_teams(user: StaffUser) -> list[str]:
     if user.has_role(Role.TRUST_SAFETY, Role.APPEALS_REVIEWER):
         teams.append(Team.APPEALS)
     return teams
+
+
+def visible_mailboxes(user: StaffUser) -> list[str]:
+    """The role mailboxes (``ca``, ``appeals``) whose unfiled mail ``user`` may read: those
+    feeding a queue they work in, where such mail would have opened its inquiry."""
+    if not user.is_active:
+        return []
+    teams = visible_teams(user)
+    return [name for name, team in MAILBOX_TEAMS.items() if team in teams]
+
+
+def unfiled_visibility(user: StaffUser) -> ColumnElement[bool]:
+    """A WHERE clause true for exactly the unfiled messages ``user`` may read: inbound mail on
+    no case and not in quarantine (which has its own page and rule), from one of
+    :func:`visible_mailboxes`. An unfiled message is unread: nobody can know yet whether it is
+    a child protection report or about a confidential case, so it goes no wider than the
+    inquiry it would have opened (never action-classified, never confidential)."""
+    mailboxes = visible_mailboxes(user)
+    if not mailboxes:
+        return false()
+    return and_(
+        Message.case_id.is_(None),
+        Message.quarantined.is_(False),
+        Message.direction == Direction.INBOUND,
+        Message.mailbox.in_(mailboxes),
+    )

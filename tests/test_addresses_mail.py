@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
+from mailbridge.headers import addresses_in
 from portal.addresses import canonical_address, mail_address
 from portal.extensions import db
 from portal.models import Case, Lockout, Message, OutboundMail, Reporter
@@ -84,6 +85,20 @@ LOOKALIKES = {
     "jane.doe@googlemai1.com",
     "j\u0430ne.doe@gmail.com",
 }
+
+
+@pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        ("Broken <用户@例子.广告 (unclosed", ["用户@例子.广告"]),
+        ('"José, <josé@exämple.com>', ["josé@exämple.com"]),
+        ("مريم <مريم@مثال.إختبار", ["مريم@مثال.إختبار"]),
+    ],
+)
+def test_internationalised_addresses_are_found_in_headers_the_parser_refuses(
+    header: str, found: list[str]
+) -> None:
+    assert addresses_in(header) == found
 
 
 def raw_mail(
@@ -159,6 +174,27 @@ def test_internationalised_senders_are_filed_and_acknowledged(
             )
         )
         assert ack.recipients == [mail_address(row.sender or "")]
+
+
+def test_an_address_in_encoded_words_is_read_as_the_sender_means_it(
+    app: Flask, runner: FlaskCliRunner, imap_account: ImapAccount, smtp: SmtpServer
+) -> None:
+    """Python's own ``email`` package writes josé@example.com as
+    ``=?utf-8?q?jos=C3=A9?=@example.com`` (RFC 2047 forbids it, mail clients show it
+    decoded): the sender is josé, whom the acknowledgement must reach."""
+    append_all(
+        imap_account,
+        [
+            raw_mail("=?utf-8?q?Jos=C3=A9?= <=?utf-8?q?jos=C3=A9?=@example.com>"),
+            raw_mail("=?utf-8?q?a=40b?=@example.com", "Two at-signs once decoded"),
+        ],
+    )
+    assert sync(runner).exit_code == 0
+    jose, odd = inbound()
+    assert (jose.sender, jose.sender_name) == ("josé@example.com", "José")
+    (ack,) = db.session.scalars(select(OutboundMail).where(OutboundMail.case_id == jose.case_id))
+    assert ack.recipients == ["josé@example.com"]
+    assert odd.sender == "=?utf-8?q?a=40b?=@example.com"  # no address once decoded: as written
 
 
 def test_an_idn_domain_sender_is_answered_in_ascii(

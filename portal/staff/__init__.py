@@ -3,11 +3,14 @@ the check runs before any view, so a new route is protected without remembering 
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from portal.access import visible_mailboxes
 from portal.sanitize import sanitize_html
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -35,6 +38,13 @@ def sanitized(markup: str | None) -> Markup:
     return Markup(sanitize_html(markup or ""))  # noqa: S704  (nh3 output is safe to embed)
 
 
+@bp.context_processor
+def navigation() -> dict[str, Any]:
+    """What the staff navigation offers: the unfiled list to the staff of a mailbox's queue."""
+    signed_in = current_user.is_authenticated
+    return {"unfiled_mailboxes": visible_mailboxes(current_user) if signed_in else []}
+
+
 @bp.after_request
 def no_store(response: Response) -> Response:
     """Case pages hold confidential material: never keep them in a shared browser cache."""
@@ -49,4 +59,5 @@ from portal.staff import (  # noqa: E402,F401  (routes register on import)
     auth,
     cases,
     inbox,
+    unfiled,
 )
