@@ -10,15 +10,17 @@ Kept in one place, with no view-by-view checks, so that a new page cannot forget
 - a confidential case is seen only by its assignee and by admins.
 
 Mail on no case (what the bridge could not file) is seen by whoever would see the inquiry it
-would have opened: the staff of its mailbox's queue (:func:`unfiled_visibility`).
+would have opened: the staff of its mailbox's queue (:func:`unfiled_visibility`). A person
+outside (a reporter) is shown only to staff who may see one of their cases
+(:func:`get_visible_reporter`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from portal.models import Case, Message, Role, StaffUser
+from portal.models import Case, CaseParty, Message, Reporter, Role, StaffUser
 from portal.models.message import Direction
 from portal.policy import MAILBOX_TEAMS, ActionType, Team
 
@@ -67,6 +69,19 @@ def visible_cases(user: StaffUser) -> Select[tuple[Case]]:
 def get_visible_case(session: Session, user: StaffUser, case_id: int) -> Case | None:
     """The case if ``user`` may see it; None whether it is missing or hidden (same 404)."""
     return session.scalar(visible_cases(user).where(Case.id == case_id))
+
+
+def get_visible_reporter(session: Session, user: StaffUser, reporter_id: int) -> Reporter | None:
+    """The reporter if ``user`` may see one of their cases (as requester or as a party, by
+    canonical address), else None: the same 404 whether they are missing or hidden. Their
+    identity is then nothing the user could not read on that case already."""
+    reporter = session.get(Reporter, reporter_id)
+    if reporter is None:
+        return None
+    parties = select(CaseParty.case_id).where(CaseParty.address == reporter.canonical_email)
+    theirs = or_(Case.requester_id == reporter.id, Case.id.in_(parties))
+    seen = session.scalar(select(exists(select(Case.id).where(theirs, visibility(user)))))
+    return reporter if seen else None
 
 
 def visible_teams(user: StaffUser) -> list[str]:
