@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from email.errors import MessageError
 from email.header import decode_header
 
-import icu
+import icu  # type: ignore[import-untyped]  # PyICU ships no type information
 import idna
 from email_validator import EmailNotValidError, validate_email
 
@@ -38,6 +38,7 @@ __all__ = [
     "canonical_domain",
     "imitated_domain",
     "lookalike_key",
+    "looks_like",
     "mail_address",
     "needs_smtputf8",
     "normalize_address",
@@ -93,12 +94,9 @@ LARGE_PROVIDERS = frozenset(
 # selectors, tag characters: everything Unicode says to render as nothing
 # (Default_Ignorable_Code_Point) and every format character (Cf). None of them is ever part
 # of what a person means by their address; all of them are ways to spell it differently.
-_INVISIBLE = {
-    ord(ch): None
-    for ch in icu.UnicodeSet("[[:Default_Ignorable_Code_Point:][:Cf:]]")  # type: ignore[attr-defined]
-}
+_INVISIBLE = {ord(ch): None for ch in icu.UnicodeSet("[[:Default_Ignorable_Code_Point:][:Cf:]]")}
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-_SPOOF_CHECKER = icu.SpoofChecker()  # type: ignore[attr-defined]
+_SPOOF_CHECKER = icu.SpoofChecker()
 
 
 def strip_invisible(text: str) -> str:
@@ -259,13 +257,31 @@ _GMAIL_SKELETONS = frozenset(skeleton(domain) for domain in GMAIL_DOMAINS)
 def lookalike_key(address: str) -> str:
     """Equal for two addresses that look alike: the skeletons of the canonical local part and
     domain, with Gmail's rules applied to whatever looks like Gmail, so that
-    ``jane.doe@gmaıl.com`` and ``janedoe@gmail.com`` have the same key."""
+    ``jane.doe@gmaıl.com`` and ``janedoe@gmail.com`` have the same key. A first sieve:
+    :func:`looks_like` decides."""
+    local, shape = _lookalike_parts(address)
+    return f"{skeleton(local)}@{shape}"
+
+
+def looks_like(address: str, other: str) -> bool:
+    """Whether ``address`` imitates ``other``: the same :func:`lookalike_key`, where the local
+    parts are the same but for characters outside ASCII. Two ASCII local parts that merely
+    look alike (``anna.rn`` and ``anna.m`` at Gmail) are two people, each with their mailbox;
+    ``jаne`` with a Cyrillic a is an imitation, as is any local part at a look-alike domain."""
+    if lookalike_key(address) != lookalike_key(other):
+        return False
+    local, _ = _lookalike_parts(address)
+    other_local, _ = _lookalike_parts(other)
+    return local == other_local or not (local.isascii() and other_local.isascii())
+
+
+def _lookalike_parts(address: str) -> tuple[str, str]:
     local, _, domain = canonical_address(address).rpartition("@")
     shape = skeleton(domain)
     if shape in _GMAIL_SKELETONS:
         local = local.replace(".", "") or local
         shape = skeleton("gmail.com")
-    return f"{skeleton(local)}@{shape}"
+    return local, shape
 
 
 def imitated_domain(domain: str, protected: Iterable[str] = ()) -> str | None:

@@ -18,12 +18,14 @@ from portal.addresses import (
     canonical_domain,
     imitated_domain,
     lookalike_key,
+    looks_like,
     mail_address,
     needs_smtputf8,
     normalize_address,
     skeleton,
     strip_invisible,
 )
+from portal.services.abuse import LockoutScreen
 
 JANE = "janedoe@gmail.com"
 
@@ -169,6 +171,20 @@ def test_large_providers_are_not_lookalikes_of_each_other() -> None:
         assert imitated_domain(domain) is None, domain
 
 
+@pytest.mark.parametrize(
+    ("address", "other", "imitates"),
+    [
+        ("j\u0430ne.doe@gmail.com", JANE, True),  # a Cyrillic a: no Gmail address has one
+        ("jane.doe@gma\u0131l.com", JANE, True),  # any local part at a look-alike domain
+        ("anna.rn@gmail.com", "anna.m@gmail.com", False),  # two Gmail users, both in ASCII
+        ("jane.doe1@example.org", "jane.doel@example.org", False),
+        ("jane.doe1@examp1e.org", "jane.doe1@example.org", True),
+    ],
+)
+def test_looks_like(address: str, other: str, imitates: bool) -> None:
+    assert looks_like(address, other) is imitates
+
+
 def test_imitated_domain_of_a_protected_domain() -> None:
     assert imitated_domain("ex\u0430mple.org", ["example.org"]) == "example.org"
     assert imitated_domain("example.org", ["example.org"]) is None  # itself is no look-alike
@@ -223,3 +239,32 @@ def test_ascii_and_unicode_domains_fold_together(address: str) -> None:
     if ascii_form.rpartition("@")[2] != domain:
         assert canonical_address(ascii_form) == canonical_address(address)
     assert lookalike_key(address) == lookalike_key(canonical_address(address))
+
+
+# -- screening senders against the lockouts in force (pure: no database needed) --------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "lockout_id", "flag"),
+    [
+        ("Jane.Doe+x@googlemail.com.", 1, None),
+        ("jane.doe@gma\u0131l.com", 1, "gma\u0131l.com looks like gmail.com"),
+        ("j\u0430ne.doe@gmail.com", 1, "looks like a locked-out reporter's"),
+        ("anna.rn@gmail.com", None, None),  # another Gmail user, not anna.m
+        ("bob@gma\u0131l.com", None, "gma\u0131l.com looks like gmail.com"),
+        ("bob@ex\u0430mple.org", None, "looks like the domain of a locked-out reporter"),
+        ("bob@example.org", None, None),
+    ],
+)
+def test_lockout_screen(sender: str, lockout_id: int | None, flag: str | None) -> None:
+    screen = LockoutScreen(
+        [(1, "janedoe@gmail.com"), (2, "anna.m@gmail.com"), (3, "x@example.org")]
+    )
+    screening = screen.screen(sender)
+    assert screening.lockout_id == lockout_id
+    if flag is None:
+        assert screening.lookalike is None
+    else:
+        assert flag in (screening.lookalike or "")
+        assert "example.org" not in (screening.lookalike or "")  # a reporter's domain, unnamed
+    assert screening.quarantine == (lockout_id is not None or flag is not None)

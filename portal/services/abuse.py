@@ -16,7 +16,13 @@ from flask import render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.addresses import LARGE_PROVIDERS, canonical_address, imitated_domain, lookalike_key
+from portal.addresses import (
+    LARGE_PROVIDERS,
+    canonical_address,
+    imitated_domain,
+    lookalike_key,
+    looks_like,
+)
 from portal.config import Settings
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, StaffUser
 from portal.models.base import utcnow
@@ -77,11 +83,11 @@ class LockoutScreen:
 
     def __init__(self, locked: Iterable[tuple[int, str]]) -> None:
         self._exact: dict[str, int] = {}
-        self._lookalike: dict[str, int] = {}
+        self._lookalike: dict[str, list[tuple[int, str]]] = {}
         domains: set[str] = set()
         for lockout_id, canonical in locked:
             self._exact.setdefault(canonical, lockout_id)
-            self._lookalike.setdefault(lookalike_key(canonical), lockout_id)
+            self._lookalike.setdefault(lookalike_key(canonical), []).append((lockout_id, canonical))
             domains.add(canonical.rpartition("@")[2])
         self._domains = sorted(domains - {""})
 
@@ -105,7 +111,14 @@ class LockoutScreen:
             return Screening()
         domain = canonical.rpartition("@")[2]
         imitated = imitated_domain(domain, self._domains)
-        lockout_id = self._lookalike.get(lookalike_key(canonical))
+        lockout_id = next(
+            (
+                lockout_id
+                for lockout_id, locked in self._lookalike.get(lookalike_key(canonical), [])
+                if looks_like(canonical, locked)
+            ),
+            None,
+        )
         if imitated is None:
             if lockout_id is None:
                 return Screening()
@@ -113,17 +126,17 @@ class LockoutScreen:
                 lockout_id,
                 "the address looks like a locked-out reporter's, with look-alike characters",
             )
-        looks_like = (
+        resembles = (
             f"looks like {imitated}"
             if imitated in LARGE_PROVIDERS
-            else ("looks like the domain of a locked-out reporter")
+            else "looks like the domain of a locked-out reporter"
         )
         if lockout_id is not None:
             return Screening(
                 lockout_id,
-                f"the domain {domain} {looks_like}: the address imitates a locked-out reporter's",
+                f"the domain {domain} {resembles}: the address imitates a locked-out reporter's",
             )
-        return Screening(None, f"the domain {domain} {looks_like}: a look-alike domain")
+        return Screening(None, f"the domain {domain} {resembles}: a look-alike domain")
 
 
 def screen(session: Session, address: str, now: datetime | None = None) -> Screening:
