@@ -227,7 +227,8 @@ def queue_mail(
 def _as_bytes(composed: MailMessage, to: str) -> bytes:
     """The message as it will be sent. Flask-Mail writes every address in ASCII, which an
     internationalised local part (``josé@example.com``, RFC 6531) cannot be: for one, the To
-    header is written in UTF-8 as RFC 6532 has it, for a server that offers SMTPUTF8."""
+    header is written in UTF-8 as RFC 6532 has it, for a server that offers SMTPUTF8.
+    (``_message()`` is Flask-Mail's own builder behind ``as_bytes()``: check it on upgrades.)"""
     if to.isascii():
         return composed.as_bytes()
     composed.recipients = []
