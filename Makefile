@@ -11,7 +11,7 @@ TEST_PACKAGES := dovecot-imapd chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format install install-test system-packages migrate bench clean
+.PHONY: help run test lint format install install-test system-packages build-packages migrate bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -22,17 +22,27 @@ $(BIN)/python:
 		$(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python build-packages
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python build-packages
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed ## Create .venv and install the app
 
 install-test: $(VENV)/.installed-test system-packages ## Install what the tests need
+
+build-packages: ## Install what PyICU builds with (ICU headers, pkg-config, a C++ compiler) when missing
+	@missing=""; \
+	pkg-config --exists icu-uc 2>/dev/null || missing="$$missing libicu-dev pkg-config"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 system-packages: ## Install Dovecot and Chromium from Debian when missing
 	@missing=""; \

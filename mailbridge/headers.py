@@ -12,8 +12,9 @@ from collections.abc import Iterable
 
 # RFC 5322 msg-id is "<" id-left "@" id-right ">"; the world also sends ids without "@".
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
-# A pragmatic address: enough to recover the sender from a header the parser refused.
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# A pragmatic address: enough to recover the sender from a header the parser refused. Letters
+# and digits of any script (\w), since addresses may be internationalised (RFC 6531).
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 MAX_ID_LENGTH = 998  # RFC 5322 line limit; also the column size
 MAX_REFERENCES = 100  # a References header longer than this is a loop or an attack
 

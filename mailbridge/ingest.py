@@ -11,9 +11,11 @@ For each message, in order:
 3. thread it (``mailbridge.threads``), opening a case when it belongs to none;
 4. add the Message and its Attachment rows, and queue an acknowledgement for a new case.
 
-Mail from a locked-out reporter (``portal.services.abuse.locked_out_addresses``, any spelling of
-the address) is kept, because it is evidence, but quarantined: it joins an existing case only
-as a quarantined row, opens no case and gets no acknowledgement, until staff release it.
+Mail from a locked-out reporter (``portal.services.abuse.LockoutScreen``: any spelling of the
+address, or a look-alike of it) is kept, because it is evidence, but quarantined: it joins an
+existing case only as a quarantined row, opens no case and gets no acknowledgement, until staff
+release it. So is mail from a domain that imitates a large provider's or a locked-out
+reporter's (``gmaıl.com``), flagged with what it imitates.
 
 The batch's rows and the mailbox cursor commit together. The database's unique keys,
 (mailbox, UIDVALIDITY, UID) and (mailbox, dedup key), are the last word: if another bridge
@@ -59,7 +61,7 @@ from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
 from portal.policy import Team, legally_open_channel
-from portal.services.abuse import locked_out_addresses
+from portal.services.abuse import LockoutScreen
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
 from portal.services.bulk import RowIds, insert_new_rows
@@ -104,7 +106,7 @@ class _Batch:
     index: ThreadIndex
     uidvalidity: int | None
     now: datetime
-    locked: set[str]  # canonical senders under a lockout now
+    screen: LockoutScreen  # the lockouts in force now
     ids: RowIds | None = None
     reporters: ReporterBook | None = None
     tally: Tally = field(default_factory=Tally)
@@ -269,7 +271,7 @@ class Ingestor:
             index=ThreadIndex.load(self.session, [item.parsed for item in prepared]),
             uidvalidity=uidvalidity,
             now=now,
-            locked=locked_out_addresses(self.session, senders, now),
+            screen=LockoutScreen.load(self.session, now),
             ids=ids,
             reporters=ReporterBook(self.session, senders, ids) if ids is not None else None,
         )
@@ -406,12 +408,16 @@ class Ingestor:
         flags = [*parsed.problems, *(f for f in (key_flag, decision.flag) if f)]
         if parsed.auth_results.get("dmarc") == "fail":
             flags.append("failed DMARC at our server: the From address may be forged")
-        quarantined = item.canonical_sender in batch.locked
+        screening = batch.screen.screen(parsed.sender) if parsed.sender else None
+        quarantined = screening is not None and screening.quarantine
+        if screening is not None and screening.lookalike:
+            flags.append(f"the sender's address: {screening.lookalike}")
         urgent_reason = (
             legally_open_channel(parsed.subject, parsed.body_text) if quarantined else None
         )
-        if urgent_reason:
-            flags.append(f"{urgent_reason} from a locked-out reporter: read it now")
+        if urgent_reason and screening is not None:
+            who = "a locked-out reporter" if screening.lockout_id else "a look-alike address"
+            flags.append(f"{urgent_reason} from {who}: read it now")
         case: Case | None = None
         case_id = decision.case_id
         if case_id is None and not quarantined:

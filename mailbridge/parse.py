@@ -30,6 +30,7 @@ from typing import Any
 from mailbridge.automatic import Automatic, classify
 from mailbridge.charsets import decode_bytes, decode_words, one_line, storable
 from mailbridge.headers import addresses_in, auth_results, message_id, message_ids
+from portal.addresses import decode_encoded_words
 from portal.sanitize import html_to_text, sanitize_html
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class _Headers:
         """
         raw_values = self.values(name)
         try:
-            pairs = [(n, a) for n, a in getaddresses(raw_values) if _plausible(a)]
+            pairs = [(n, _decoded(a)) for n, a in getaddresses(raw_values) if _plausible(a)]
         except Exception:
             pairs = []
         if pairs:
@@ -221,6 +222,17 @@ def _plausible(address: str) -> bool:
         and "." in domain.strip(".")
         and not any(ch.isspace() or ch in '<>"(),;[]' for ch in local + domain)
     )
+
+
+def _decoded(address: str) -> str:
+    """An address with RFC 2047 encoded words in it, decoded. RFC 2047 forbids them there, yet
+    mailers write ``=?utf-8?q?jos=C3=A9?=@example.com`` for ``josé@example.com`` (Python's
+    ``email`` package among them) and mail clients show it decoded: that is the address the
+    sender means, and the one a reply can reach (RFC 6531)."""
+    if "=?" not in address:
+        return address
+    decoded = decode_encoded_words(address)
+    return decoded if decoded.count("@") == 1 and _plausible(decoded) else address
 
 
 def _sender(headers: _Headers) -> tuple[str | None, str | None]:

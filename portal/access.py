@@ -8,15 +8,21 @@ Kept in one place, with no view-by-view checks, so that a new page cannot forget
   (on the appeal's review page, portal.staff.appeals), and its whole file only when Trust &
   Safety shared it with them (``Case.shared_with_reviewers``);
 - a confidential case is seen only by its assignee and by admins.
+
+Mail on no case (what the bridge could not file) is seen by whoever would see the inquiry it
+would have opened: the staff of its mailbox's queue (:func:`unfiled_visibility`). A person
+outside (a reporter) is shown only to staff who may see one of their cases
+(:func:`get_visible_reporter`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from portal.models import Case, Role, StaffUser
-from portal.policy import ActionType, Team
+from portal.models import Case, CaseParty, Message, Reporter, Role, StaffUser
+from portal.models.message import Direction
+from portal.policy import MAILBOX_TEAMS, ActionType, Team
 
 
 def visibility(user: StaffUser) -> ColumnElement[bool]:
@@ -65,6 +71,19 @@ def get_visible_case(session: Session, user: StaffUser, case_id: int) -> Case | 
     return session.scalar(visible_cases(user).where(Case.id == case_id))
 
 
+def get_visible_reporter(session: Session, user: StaffUser, reporter_id: int) -> Reporter | None:
+    """The reporter if ``user`` may see one of their cases (as requester or as a party, by
+    canonical address), else None: the same 404 whether they are missing or hidden. Their
+    identity is then nothing the user could not read on that case already."""
+    reporter = session.get(Reporter, reporter_id)
+    if reporter is None:
+        return None
+    parties = select(CaseParty.case_id).where(CaseParty.address == reporter.canonical_email)
+    theirs = or_(Case.requester_id == reporter.id, Case.id.in_(parties))
+    seen = session.scalar(select(exists(select(Case.id).where(theirs, visibility(user)))))
+    return reporter if seen else None
+
+
 def visible_teams(user: StaffUser) -> list[str]:
     """The queues a user works in: the inbox's navigation, and the team part of
     :func:`visibility` (whose other rules then narrow it)."""
@@ -78,3 +97,29 @@ def visible_teams(user: StaffUser) -> list[str]:
     if user.has_role(Role.TRUST_SAFETY, Role.APPEALS_REVIEWER):
         teams.append(Team.APPEALS)
     return teams
+
+
+def visible_mailboxes(user: StaffUser) -> list[str]:
+    """The role mailboxes (``ca``, ``appeals``) whose unfiled mail ``user`` may read: those
+    feeding a queue they work in, where such mail would have opened its inquiry."""
+    if not user.is_active:
+        return []
+    teams = visible_teams(user)
+    return [name for name, team in MAILBOX_TEAMS.items() if team in teams]
+
+
+def unfiled_visibility(user: StaffUser) -> ColumnElement[bool]:
+    """A WHERE clause true for exactly the unfiled messages ``user`` may read: inbound mail on
+    no case and not in quarantine (which has its own page and rule), from one of
+    :func:`visible_mailboxes`. An unfiled message is unread: nobody can know yet whether it is
+    a child protection report or about a confidential case, so it goes no wider than the
+    inquiry it would have opened (never action-classified, never confidential)."""
+    mailboxes = visible_mailboxes(user)
+    if not mailboxes:
+        return false()
+    return and_(
+        Message.case_id.is_(None),
+        Message.quarantined.is_(False),
+        Message.direction == Direction.INBOUND,
+        Message.mailbox.in_(mailboxes),
+    )

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from portal.addresses import mail_address
+from portal.addresses import needs_smtputf8 as needs_address_smtputf8
 from portal.config import Settings
 
 
@@ -32,19 +34,20 @@ class TransientFailure(Exception):
 
 
 def envelope_address(address: str) -> str:
-    """The form of ``address`` for MAIL FROM / RCPT TO: ASCII wherever it can be."""
+    """The form of ``address`` for MAIL FROM / RCPT TO: its domain in ASCII (IDNA), its local
+    part as written; ``PermanentFailure`` for an address no server could take."""
     try:
         checked = validate_email(address, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise PermanentFailure(f"The address is not valid: {exc}") from exc
-    return checked.ascii_email or checked.normalized
+    return mail_address(checked.normalized)
 
 
 def needs_smtputf8(addresses: Sequence[str], raw: bytes) -> bool:
     """Whether this mail can only travel with SMTPUTF8: a non-ASCII address in the envelope,
     or UTF-8 in its headers (composed that way because an address needed it)."""
     head = raw.split(b"\r\n\r\n", 1)[0]
-    return not all(address.isascii() for address in addresses) or not head.isascii()
+    return any(needs_address_smtputf8(address) for address in addresses) or not head.isascii()
 
 
 @contextmanager

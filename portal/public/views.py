@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
@@ -22,6 +24,8 @@ from portal.public import bp
 from portal.public.forms import RequestForm
 from portal.services import abuse, acks, audit
 from portal.services.cases import open_request, render_submission_text
+
+log = logging.getLogger(__name__)
 
 
 def _request_rate_limit() -> str:
@@ -54,13 +58,16 @@ def new_request() -> tuple[str, int] | Response:
 
     settings = get_settings()
     submission = form.to_submission()
-    lockout = abuse.active_lockout(db.session, submission.requester_email)
+    screening = abuse.screen(db.session, submission.requester_email)
+    lockout = db.session.get(Lockout, screening.lockout_id) if screening.lockout_id else None
     if lockout is not None and submission.action is not ActionType.CHILD_PROTECTION:
         return refuse_locked_out(lockout, channel="request_form")
     case = open_request(db.session, submission)
     if lockout is not None:
         # The law keeps this channel open: the report goes in, urgent, and staff see why.
         note_locked_out_report(case, lockout)
+    if screening.lookalike:
+        flag_first_message(case, f"The requester's address: {screening.lookalike}.")
     ack = acks.acknowledge_request(
         db.session,
         settings,
@@ -93,10 +100,17 @@ def refuse_locked_out(lockout: Lockout, *, channel: str) -> tuple[str, int]:
 def note_locked_out_report(case: Case, lockout: Lockout) -> None:
     first = case.messages[0]
     first.urgent = True
-    first.flag_reason = (
+    flag_first_message(
+        case,
         f"The reporter is locked out until {lockout.ends_at:%Y-%m-%d}; child protection "
-        "reports are accepted all the same."
+        "reports are accepted all the same.",
     )
+
+
+def flag_first_message(case: Case, reason: str) -> None:
+    """Raise the submission to staff, adding ``reason`` to any flag it has."""
+    first = case.messages[0]
+    first.flag_reason = "; ".join(filter(None, [first.flag_reason, reason]))
 
 
 @bp.get("/policy/abuse")

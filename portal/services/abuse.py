@@ -16,7 +16,13 @@ from flask import render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.addresses import canonical_address
+from portal.addresses import (
+    LARGE_PROVIDERS,
+    canonical_address,
+    imitated_domain,
+    lookalike_key,
+    looks_like,
+)
 from portal.config import Settings
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, StaffUser
 from portal.models.base import utcnow
@@ -48,44 +54,100 @@ class NextStep:
     proposal: LockoutProposal | None = None
 
 
-def active_lockout(session: Session, address: str, now: datetime | None = None) -> Lockout | None:
-    """The lockout in force for this address (any spelling of it), if any."""
-    now = now or utcnow()
-    return session.scalar(
-        select(Lockout)
-        .join(Reporter, Reporter.id == Lockout.reporter_id)
-        .where(
-            Reporter.canonical_email == canonical_address(address),
-            Lockout.lifted_at.is_(None),
-            Lockout.starts_at <= now,
-            Lockout.ends_at > now,
+@dataclass(frozen=True)
+class Screening:
+    """What a sender's address means while lockouts are in force."""
+
+    #: the lockout the address falls under: the person's own, in any spelling, or one whose
+    #: address it imitates (``jane.doe@gmaıl.com`` for ``janedoe@gmail.com``)
+    lockout_id: int | None = None
+    #: why staff should look: the address imitates another, in words for staff
+    lookalike: str | None = None
+
+    @property
+    def quarantine(self) -> bool:
+        """Mail from this address is kept out of the queues until staff have read it."""
+        return self.lockout_id is not None or self.lookalike is not None
+
+
+class LockoutScreen:
+    """The lockouts in force (a handful of rows, loaded once) against which any number of
+    addresses are screened: the mail bridge builds one per batch, a form one per filing.
+
+    An address falls under a lockout when its canonical form is the locked-out reporter's, or
+    when it looks like it (UTS #39 skeletons, ``portal.addresses.lookalike_key``). An address
+    whose domain imitates a large mail provider or a locked-out reporter's domain is a
+    look-alike too, whoever it names: staff read that mail before it goes anywhere. The words
+    for staff name a provider, never a reporter's address or own domain.
+    """
+
+    def __init__(self, locked: Iterable[tuple[int, str]]) -> None:
+        self._exact: dict[str, int] = {}
+        self._lookalike: dict[str, list[tuple[int, str]]] = {}
+        domains: set[str] = set()
+        for lockout_id, canonical in locked:
+            self._exact.setdefault(canonical, lockout_id)
+            self._lookalike.setdefault(lookalike_key(canonical), []).append((lockout_id, canonical))
+            domains.add(canonical.rpartition("@")[2])
+        self._domains = sorted(domains - {""})
+
+    @classmethod
+    def load(cls, session: Session, now: datetime | None = None) -> LockoutScreen:
+        now = now or utcnow()
+        rows = session.execute(
+            select(Lockout.id, Reporter.canonical_email)
+            .join(Reporter, Reporter.id == Lockout.reporter_id)
+            .where(Lockout.lifted_at.is_(None), Lockout.starts_at <= now, Lockout.ends_at > now)
+            .order_by(Lockout.ends_at.desc())  # the longest first, where two would match
         )
-        .order_by(Lockout.ends_at.desc())
-        .limit(1)
-    )
+        return cls((lockout_id, canonical) for lockout_id, canonical in rows)
 
-
-def locked_out_addresses(
-    session: Session, addresses: Iterable[str], now: datetime | None = None
-) -> set[str]:
-    """Which of these addresses (canonical forms) are locked out now: one query per 500."""
-    now = now or utcnow()
-    canonical = sorted({canonical_address(address) for address in addresses})
-    found: set[str] = set()
-    for start in range(0, len(canonical), 500):
-        found.update(
-            session.scalars(
-                select(Reporter.canonical_email)
-                .join(Lockout, Lockout.reporter_id == Reporter.id)
-                .where(
-                    Reporter.canonical_email.in_(canonical[start : start + 500]),
-                    Lockout.lifted_at.is_(None),
-                    Lockout.starts_at <= now,
-                    Lockout.ends_at > now,
-                )
+    def screen(self, address: str) -> Screening:
+        canonical = canonical_address(address)
+        exact = self._exact.get(canonical)
+        if exact is not None:
+            return Screening(lockout_id=exact)
+        if "@" not in canonical:
+            return Screening()
+        domain = canonical.rpartition("@")[2]
+        imitated = imitated_domain(domain, self._domains)
+        lockout_id = next(
+            (
+                lockout_id
+                for lockout_id, locked in self._lookalike.get(lookalike_key(canonical), [])
+                if looks_like(canonical, locked)
+            ),
+            None,
+        )
+        if imitated is None:
+            if lockout_id is None:
+                return Screening()
+            return Screening(
+                lockout_id,
+                "the address looks like a locked-out reporter's, with look-alike characters",
             )
+        resembles = (
+            f"looks like {imitated}"
+            if imitated in LARGE_PROVIDERS
+            else "looks like the domain of a locked-out reporter"
         )
-    return found
+        if lockout_id is not None:
+            return Screening(
+                lockout_id,
+                f"the domain {domain} {resembles}: the address imitates a locked-out reporter's",
+            )
+        return Screening(None, f"the domain {domain} {resembles}: a look-alike domain")
+
+
+def screen(session: Session, address: str, now: datetime | None = None) -> Screening:
+    """Screen one address against the lockouts in force (see :class:`LockoutScreen`)."""
+    return LockoutScreen.load(session, now).screen(address)
+
+
+def active_lockout(session: Session, address: str, now: datetime | None = None) -> Lockout | None:
+    """The lockout in force for this address (any spelling of it, or a look-alike of it)."""
+    lockout_id = screen(session, address, now).lockout_id
+    return session.get(Lockout, lockout_id) if lockout_id is not None else None
 
 
 def active_lockouts(session: Session, now: datetime | None = None) -> list[Lockout]:

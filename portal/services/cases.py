@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.addresses import canonical_address
@@ -42,15 +44,32 @@ class RequestSubmission:
 
 
 def find_or_create_reporter(session: Session, address: str, name: str | None = None) -> Reporter:
+    """The person behind ``address`` (any spelling of it), made on first sight.
+
+    Two first sights at once (a person filing twice in a second, two staff filing their mail)
+    must make one person: the row is inserted with ON CONFLICT DO NOTHING, which waits for the
+    other writer, and then read back, whoever made it.
+    """
     canonical = canonical_address(address)
-    reporter = session.scalar(select(Reporter).where(Reporter.canonical_email == canonical))
+    query = select(Reporter).where(Reporter.canonical_email == canonical)
+    reporter = session.scalar(query)
     if reporter is None:
-        reporter = Reporter(canonical_email=canonical, email=address, name=name)
-        session.add(reporter)
-        session.flush()
-    else:
-        _seen_again(reporter, address, name)
+        _insert_reporter(session, canonical=canonical, email=address, name=name)
+        reporter = session.scalars(query).one()
+    _seen_again(reporter, address, name)
     return reporter
+
+
+def _insert_reporter(session: Session, *, canonical: str, email: str, name: str | None) -> None:
+    values = {"canonical_email": canonical, "email": email, "name": name, "created_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        session.execute(sqlite_insert(Reporter).values(**values).on_conflict_do_nothing())
+    elif dialect == "postgresql":
+        session.execute(postgresql_insert(Reporter).values(**values).on_conflict_do_nothing())
+    else:
+        session.add(Reporter(**values))
+        session.flush()
 
 
 def _seen_again(reporter: Reporter, address: str, name: str | None) -> None:

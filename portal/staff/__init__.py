@@ -3,11 +3,14 @@ the check runs before any view, so a new route is protected without remembering 
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from portal.access import visible_mailboxes
 from portal.display import BODY_DISPLAY_LABEL, body_to_show
 from portal.sanitize import sanitize_html
 from portal.signin import SessionEnd
@@ -55,6 +58,13 @@ bp.add_app_template_global(body_to_show)
 bp.add_app_template_global(BODY_DISPLAY_LABEL, "BODY_DISPLAY_LABEL")
 
 
+@bp.context_processor
+def navigation() -> dict[str, Any]:
+    """What the staff navigation offers: the unfiled list to the staff of a mailbox's queue."""
+    signed_in = current_user.is_authenticated
+    return {"unfiled_mailboxes": visible_mailboxes(current_user) if signed_in else []}
+
+
 @bp.after_request
 def no_store(response: Response) -> Response:
     """Case pages hold confidential material: never keep them in a shared browser cache."""
@@ -70,4 +80,5 @@ from portal.staff import (  # noqa: E402,F401  (routes register on import)
     cases,
     downloads,
     inbox,
+    unfiled,
 )

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from portal.access import get_visible_case, visible_cases
+from portal.access import get_visible_case, get_visible_reporter, visible_cases
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Message, Reporter, Role
@@ -22,7 +22,9 @@ ABUSE_ROLES = (Role.TRUST_SAFETY, Role.ADMIN)
 
 
 def _reporter_or_404(reporter_id: int) -> Reporter:
-    reporter = db.session.get(Reporter, reporter_id)
+    """Only a person one of whose cases the user may see (portal.access): anyone else is a 404,
+    like someone who does not exist."""
+    reporter = get_visible_reporter(db.session, current_user, reporter_id)
     if reporter is None:
         abort(404)
     return reporter
@@ -179,6 +181,7 @@ def lift_lockout(lockout_id: int) -> Response:
     lockout = db.session.get(Lockout, lockout_id)
     if lockout is None:
         abort(404)
+    _reporter_or_404(lockout.reporter_id)
     form = LiftForm()
     if not form.validate_on_submit():
         flash("Give a reason for lifting the lockout early.", "error")

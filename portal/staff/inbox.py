@@ -11,7 +11,7 @@ from portal.models import Role, StaffUser
 from portal.models.base import utcnow
 from portal.policy import RULES, CaseStatus
 from portal.search import SEARCH_HIT_LIMIT, hits_capped
-from portal.services import quarantine
+from portal.services import quarantine, unfiled
 from portal.services.inbox import InboxFilters, inbox_page, time_left
 from portal.staff import bp
 
@@ -57,6 +57,7 @@ def inbox() -> str:
         args={k: v for k, v in request.args.items() if k != "after"},
         search_capped=bool(filters.query) and hits_capped(db.session, filters.query or ""),
         search_limit=SEARCH_HIT_LIMIT,
+        unfiled_waiting=unfiled.waiting(db.session, current_user),
         urgent_quarantined=quarantine.urgent_waiting(db.session, current_user)
         if current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
         else 0,

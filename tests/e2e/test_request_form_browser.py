@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page
 
 from tests.e2e.pages import RequestFormPage
@@ -58,3 +59,26 @@ def test_event_ban_shows_its_scope_fields(page: Page, live_server: LiveServer) -
     form = RequestFormPage(page, live_server.url).open()
     form.choose_action("Event ban")
     assert form.sees("Scope of the event ban")
+
+
+@pytest.mark.parametrize(
+    ("action", "address"),
+    [
+        ("Child protection", "用户@例子.广告"),
+        ("Global ban", "josé@example.com"),
+        ("Global ban", "jose@exämple.com"),
+    ],
+)
+def test_an_internationalised_address_files_the_request(
+    page: Page, live_server: LiveServer, action: str, address: str
+) -> None:
+    """Issue 10: these addresses made the form answer 500 (for a child protection report too);
+    what the browser sends for them (Chromium may send the domain in A-labels) must file."""
+    form = RequestFormPage(page, live_server.url).open()
+    form.choose_action(action)
+    form.write_summary("An adult is pressuring a young editor to meet in person")
+    if action != "Child protection":
+        form.give_prior_attempts("https://en.wikipedia.org/wiki/Wikipedia:ANI")
+    form.give_email(address)
+    form.send()
+    assert re.fullmatch(r"OA-\d{4}-\d{6}", form.reference())
