@@ -26,7 +26,7 @@ from portal.services.acks import ACK_PURPOSE
 from portal.services.appeals import PURPOSE_CONFIRM
 from portal.services.cases import find_or_create_reporter
 from tests.appeals_helpers import appeal_form, decided_case, file_on_web, outbox
-from tests.conftest import post_form
+from tests.conftest import post_form, work_outbox
 from tests.public_data import valid_request
 from tests.servers.smtp import SmtpServer
 
@@ -92,6 +92,7 @@ def test_an_idn_domain_acknowledgement_is_delivered_in_ascii(
     carry its A-labels, which every server takes."""
     response = post_form(client, "/requests/new", valid_request(requester_email=typed))
     assert response.status_code == 303
+    work_outbox(client.application)
     (received,) = smtp.wait_for(1)
     stored = dict(ADDRESSES)[typed]
     assert received.rcpt_tos == [mail_address(stored)]

@@ -99,7 +99,7 @@ def ascii_only(app: Flask, smtp_ascii: SmtpServer) -> Iterator[SmtpServer]:
     ("address", "envelope", "smtputf8"),
     [
         ("josé@example.com", "josé@example.com", True),
-        ("用户@例子.广告", "用户@例子.广告", True),
+        ("用户@例子.广告", "用户@xn--fsqu00a.xn--4rr70v", True),
         ("jose@exämple.com", "jose@xn--exmple-cua.com", False),
         ("x@xn--bcher-kva.example", "x@xn--bcher-kva.example", False),
     ],

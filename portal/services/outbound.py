@@ -35,6 +35,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal import mail_transport
+from portal.addresses import mail_address
 from portal.config import Settings
 from portal.mail_transport import PermanentFailure, TransientFailure, envelope_address
 from portal.message_ids import make_message_id
@@ -265,7 +266,7 @@ def queue_mail(
         timeline_message_id=timeline.id,
         message_id=message_id,
         envelope_from=sender,
-        recipients=[to],
+        recipients=[mail_address(to)],  # the envelope: the domain in ASCII (IDNA)
         raw=raw,
         purpose=purpose,
         next_attempt_at=now,
