@@ -50,7 +50,7 @@ from types import FrameType
 from typing import Any
 
 from bench.load_clients import Run, Sample, filer, sign_in, staff_member
-from bench.load_portal import ROOT, PortalUnderTest, ReceivedMail
+from bench.load_portal import ROOT, PortalUnderTest, ReceivedMail, machine_cpu_seconds
 
 RESULTS = ROOT / "bench" / "results"
 STAFF_ACTIONS = ("note", "status")
@@ -123,7 +123,9 @@ def run_benchmark(
 
         report["machine"]["loadavg_at_start"] = os.getloadavg()
         say(f"load: {filers} filers, {staff} staff, {workers} workers, {duration:.0f} s ...")
+        cpu_before = (time.process_time(), portal.cpu_seconds(), machine_cpu_seconds())
         elapsed = _load(run, browsers, filers, duration, request_timeout)
+        report["cpu"] = _cpu_use(cpu_before, portal, elapsed)
         report["machine"]["loadavg_at_end"] = os.getloadavg()
         report["elapsed"] = round(elapsed, 2)
         report["servers_alive_after_load"] = portal.running()
@@ -181,6 +183,24 @@ def _load(run: Run, browsers: Sequence[Any], filers: int, duration: float, timeo
     if stuck:
         raise RunTimeout(f"clients still running past their timeouts: {', '.join(stuck)}")
     return time.monotonic() - run.started
+
+
+def _cpu_use(
+    before: tuple[float, float, tuple[float, float]], portal: PortalUnderTest, elapsed: float
+) -> dict[str, float]:
+    """Cores used during the load, on average: by the portal's processes, by the clients
+    (this process), and by everything else on the machine (other people's work)."""
+    client = time.process_time() - before[0]
+    server = portal.cpu_seconds() - before[1]
+    busy, total = (now - then for now, then in zip(machine_cpu_seconds(), before[2], strict=True))
+    cores = total / elapsed if elapsed else 0.0
+    return {
+        "portal_cores": round(server / elapsed, 2),
+        "clients_cores": round(client / elapsed, 2),
+        "others_cores": round(max(0.0, busy - server - client) / elapsed, 2),
+        "idle_cores": round(max(0.0, total - busy) / elapsed, 2),
+        "cores": round(cores, 2),
+    }
 
 
 def _accepted(run: Run) -> int:
@@ -431,6 +451,11 @@ def table(report: dict[str, Any]) -> str:
             "before {:.2f}, at start {:.2f}, at end {:.2f}".format(
                 load["loadavg_before"][0], load["loadavg_at_start"][0], load["loadavg_at_end"][0]
             ),
+        ),
+        (
+            "cores used (of {:.0f})".format(report["cpu"]["cores"]),
+            "portal {portal_cores}, clients {clients_cores}, others {others_cores}, "
+            "idle {idle_cores}".format(**report["cpu"]),
         ),
         ("filings/s", f"{f['per_second']:.1f} ({f['accepted_303']} accepted of {f['posted']})"),
         ("filing POST p50/p95/p99", ms(lat["file"])),

@@ -47,6 +47,7 @@ RATE_LIMIT_FOR_LOAD = "1000000 per hour"
 CLI_TIMEOUT = 120.0
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,20 @@ class PortalUnderTest:
             log.close()
         self._processes.clear()
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every live process of the groups we started (gunicorn's
+        master and workers, the outbox worker), from /proc."""
+        groups = {process.pid for _, process, _ in self._processes}
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[2]) in groups:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in ticks
+        return total / _TICKS
+
     def pids(self) -> list[int]:
         return [process.pid for _, process, _ in self._processes]
 
@@ -313,6 +328,13 @@ class PortalUnderTest:
             self.mail.stop()
             if not self.keep_dir:
                 shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine since boot, every core summed."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICKS, sum(fields[:8]) / _TICKS
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
