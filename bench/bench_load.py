@@ -125,7 +125,7 @@ def run_benchmark(
         say(f"load: {filers} filers, {staff} staff, {workers} workers, {duration:.0f} s ...")
         cpu_before = (time.process_time(), portal.cpu_seconds(), machine_cpu_seconds())
         elapsed = _load(run, browsers, filers, duration, request_timeout)
-        report["cpu"] = _cpu_use(cpu_before, portal, elapsed)
+        report["cpu"] = _cpu_use(cpu_before, portal, elapsed, filings=_accepted(run))
         report["machine"]["loadavg_at_end"] = os.getloadavg()
         report["elapsed"] = round(elapsed, 2)
         report["servers_alive_after_load"] = portal.running()
@@ -151,12 +151,6 @@ def run_benchmark(
                 portal.mail.snapshot(),
                 mail_wait,
             )
-        )
-        # Filings per CPU-second the portal got: what the portal costs, whoever else shares
-        # the machine (the throughput above depends on that, this much less).
-        portal_cpu = report["cpu"]["portal_cores"] * elapsed
-        report["cpu"]["filings_per_portal_cpu_second"] = (
-            round(report["filings"]["accepted_303"] / portal_cpu, 1) if portal_cpu else None
         )
         report["server_log"] = _log_summary(portal.log_tail("gunicorn", chars=50_000_000))
         phase("checks")
@@ -192,10 +186,18 @@ def _load(run: Run, browsers: Sequence[Any], filers: int, duration: float, timeo
 
 
 def _cpu_use(
-    before: tuple[float, float, tuple[float, float]], portal: PortalUnderTest, elapsed: float
-) -> dict[str, float]:
+    before: tuple[float, float, tuple[float, float]],
+    portal: PortalUnderTest,
+    elapsed: float,
+    *,
+    filings: int,
+) -> dict[str, float | None]:
     """Cores used during the load, on average: by the portal's processes, by the clients
-    (this process), and by everything else on the machine (other people's work)."""
+    (this process), and by everything else on the machine (other people's work).
+
+    Filings per CPU-second the portal got says what a filing costs whoever else shares the
+    machine: filings per second depend on the neighbours, this much less.
+    """
     client = time.process_time() - before[0]
     server = portal.cpu_seconds() - before[1]
     busy, total = (now - then for now, then in zip(machine_cpu_seconds(), before[2], strict=True))
@@ -206,6 +208,7 @@ def _cpu_use(
         "others_cores": round(max(0.0, busy - server - client) / elapsed, 2),
         "idle_cores": round(max(0.0, total - busy) / elapsed, 2),
         "cores": round(cores, 2),
+        "filings_per_portal_cpu_second": round(filings / server, 1) if server else None,
     }
 
 
@@ -247,7 +250,8 @@ def analyse(
     stored = _markers_per_case(export_jsonl, run.marker_prefix)
     acks = _acks_per_marker(mail, run.marker_prefix)
     ascii_of = {f.marker: f.ascii_address for f in run.filings}
-    lost = sorted(accepted - set(stored))
+    # A failed export proves nothing lost or kept: say so rather than count every filing.
+    lost = sorted(accepted - set(stored)) if export_status == 0 else None
     staff_posts = [s for s in samples if s.kind in STAFF_ACTIONS]
     return {
         "filings": {
@@ -286,8 +290,8 @@ def analyse(
         "export": {
             "status": export_status,
             "cases": len(export_jsonl.splitlines()),
-            "lost": len(lost),
-            "lost_markers": lost[:20],
+            "lost": len(lost) if lost is not None else None,
+            "lost_markers": (lost or [])[:20],
             "duplicates": sum(1 for count in stored.values() if count > 1),
             "stored_without_303": len(set(stored) - accepted),
         },
@@ -484,14 +488,23 @@ def table(report: dict[str, Any]) -> str:
         (
             "lost / duplicated",
             f"{e['lost']} lost, {e['duplicates']} duplicated "
-            f"({e['stored_without_303']} stored without a 303)",
+            f"({e['stored_without_303']} stored without a 303)"
+            if e["status"] == 0
+            else f"cases export FAILED (exit {e['status']})",
         ),
-        ("audit verify", "intact" if a["intact"] else f"BROKEN: {a['broken_rows']} rows"),
+        (
+            "audit verify",
+            "intact"
+            if a["intact"]
+            else f"BROKEN: {a['broken_rows']} rows"
+            if a["broken_rows"] is not None
+            else f"failed (exit {a['status']}): {a['output']}",
+        ),
         (
             "acknowledgements",
             f"{m['acknowledged_filings']} of {m['expected']} "
             f"(missing {m['missing_ascii']} ASCII, {m['missing_non_ascii']} non-ASCII; "
-            f"{m['duplicates']} twice)",
+            f"{m['duplicates']} twice; waited {m['waited_seconds']} s after the load)",
         ),
     ]
     width = max(len(name) for name, _ in rows)
