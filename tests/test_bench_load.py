@@ -31,7 +31,7 @@ def test_load_benchmark_runs_and_cleans_up(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "load.json"
-    argv = ["--duration", "3", "--workers", "2", "--filers", "3", "--staff", "1"]
+    argv = ["--duration", "3", "--workers", "1", "--filers", "3", "--staff", "1"]
     argv += ["--non-ascii-share", "0.3", "--output", str(output)]
 
     assert bench_load.main(argv) == 0
