@@ -11,7 +11,7 @@ TEST_PACKAGES := dovecot-imapd chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format install install-test system-packages build-packages migrate bench clean
+.PHONY: help run test lint format install install-test system-packages build-packages migrate bench bench-load clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ bench: install-test ## Run the benchmarks (see bench/README.md; the inbox seed t
 	if [ -f bench/results/inbox.sqlite3 ]; then $(BIN)/python -m bench.seed_inbox --upgrade-only; \
 	else $(BIN)/python -m bench.seed_inbox; fi
 	$(BIN)/python -m bench.bench_inbox
+
+bench-load: $(VENV)/.installed-test ## Load benchmark: gunicorn, 40 filers + 10 staff for 60 s (BENCH_LOAD_ARGS=...)
+	$(BIN)/python -m bench.bench_load $(BENCH_LOAD_ARGS)
 
 clean: ## Remove the virtualenv and caches (keeps instance/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
