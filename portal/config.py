@@ -21,6 +21,8 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask, current_app
 
+from portal import production, ratelimit_store
+
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "BLOB_DIR": None,  # default: instance/blobs
     "REQUEST_RATE_LIMIT": "10 per hour",
     "ACKS_PER_ADDRESS_PER_DAY": 5,
+    # Where rate-limit counters live: memory:// (one process only: development),
+    # database:// (the portal's own database) or redis://HOST:6379/0 (needs the redis package).
     "RATELIMIT_STORAGE_URI": "memory://",
     "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
     "SITE_NAME": "Office Actions Portal",
@@ -170,7 +174,14 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("hide_parameters", True)
     config["OUTBOX_DIR"] = config["OUTBOX_DIR"] or str(instance / "outbox")
     config["BLOB_DIR"] = config["BLOB_DIR"] or str(instance / "blobs")
+    refusals = production.check(config, secret_key_generated=not config["SECRET_KEY"])
+    if refusals:
+        raise ConfigurationError("\n".join(refusals))
     config["SECRET_KEY"] = config["SECRET_KEY"] or _instance_secret(instance)
+    if config["RATELIMIT_STORAGE_URI"] == ratelimit_store.SCHEME + "://":
+        config["RATELIMIT_STORAGE_URI"] = ratelimit_store.storage_uri(
+            config["SQLALCHEMY_DATABASE_URI"]
+        )
     config.setdefault("MAIL_DEFAULT_SENDER", config["ADDRESS_CA"])
     # CSRF tokens and the session ride on a cookie the browser never sends cross-site.
     config["SESSION_COOKIE_SAMESITE"] = "Strict"
