@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_MAX_ATTEMPTS": 10,
     # How often the delivery worker (`outbox run`) looks for due mail and stored jobs.
     "OUTBOX_POLL_SECONDS": 2.0,
+    # /healthz fails when a mail has been due this long: no delivery worker is running.
+    "HEALTH_MAIL_MAX_AGE_MINUTES": 30,
     "ADDRESS_CA": "ca@example.org",
     "ADDRESS_APPEALS": "appeals@example.org",
     "ADDRESS_LEGAL": "legal@example.org",
@@ -120,6 +122,7 @@ class Settings:
     staff_session: timedelta = timedelta(hours=DEFAULTS["STAFF_SESSION_HOURS"])
     staff_idle: timedelta = timedelta(minutes=DEFAULTS["STAFF_IDLE_MINUTES"])
     trusted_proxies: int = DEFAULTS["TRUSTED_PROXIES"]
+    health_mail_max_age: timedelta = timedelta(minutes=DEFAULTS["HEALTH_MAIL_MAX_AGE_MINUTES"])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -152,6 +155,7 @@ class Settings:
             staff_session=timedelta(hours=float(config["STAFF_SESSION_HOURS"])),
             staff_idle=timedelta(minutes=float(config["STAFF_IDLE_MINUTES"])),
             trusted_proxies=int(config["TRUSTED_PROXIES"]),
+            health_mail_max_age=timedelta(minutes=float(config["HEALTH_MAIL_MAX_AGE_MINUTES"])),
         )
 
 
