@@ -29,10 +29,10 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import Engine, case, create_engine, delete, select
+from sqlalchemy import Engine, Table, case, create_engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,7 +41,7 @@ from portal.models.ratelimit import RateLimitCounter
 SCHEME = "database"
 PURGE_EVERY_SECONDS = 300.0
 
-_table = RateLimitCounter.__table__
+_table = cast(Table, RateLimitCounter.__table__)
 
 
 def storage_uri(database_url: str) -> str:
@@ -97,12 +97,10 @@ class DatabaseStorage(Storage):
         now = self.clock()
         engine = self._connect()
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(_table).values(
-            key=counter_key(key), count=amount, expires_at=now + expiry
-        )
+        new_row = insert(_table).values(key=counter_key(key), count=amount, expires_at=now + expiry)
         current = _table.c
         expired = current.expires_at <= now
-        statement = statement.on_conflict_do_update(
+        statement = new_row.on_conflict_do_update(
             index_elements=[current.key],
             set_={
                 "count": case((expired, amount), else_=current.count + amount),

@@ -8,6 +8,7 @@ threshold (200 or 503 with the failing check named, no secrets)".
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from portal.extensions import db
 from portal.models import OutboundMail
@@ -25,11 +27,17 @@ from tests.conftest import make_app
 URL = "/healthz"
 
 
+def body_of(response: TestResponse) -> dict[str, Any]:
+    body = response.get_json()
+    assert isinstance(body, dict)
+    return body
+
+
 def owed(state: str = OutboxState.PENDING, *, due_minutes_ago: float) -> OutboundMail:
     """A mail whose next attempt fell due that long ago (negative: not due yet)."""
     when = utcnow() - timedelta(minutes=due_minutes_ago)
     mail = OutboundMail(
-        message_id=f"<{id(when)}.{due_minutes_ago}@portal.example.org>",
+        message_id=f"<{uuid.uuid4()}@portal.example.org>",
         envelope_from="ca@example.org",
         recipients=["reporter@example.org"],
         raw=b"Subject: hello\r\n\r\nhello\r\n",
@@ -71,7 +79,7 @@ def test_mail_due_longer_than_the_limit_means_no_worker_is_running(
     owed(state, due_minutes_ago=47)
     response = client.get(URL)
     assert response.status_code == 503
-    body = response.json
+    body = body_of(response)
     assert body["status"] == "failing"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["blob_dir"] == "ok"
@@ -95,7 +103,7 @@ def test_a_blob_directory_that_cannot_be_written_fails(tmp_path: Path) -> None:
         db.create_all()
     response = app.test_client().get(URL)
     assert response.status_code == 503
-    checks = response.json["checks"]
+    checks = body_of(response)["checks"]
     assert checks["database"] == "ok"
     assert checks["blob_dir"].startswith("failing: ")
     assert str(tmp_path) not in response.get_data(as_text=True)
@@ -117,7 +125,7 @@ def test_an_unreachable_database_fails_without_saying_where_it_is(tmp_path: Path
     )
     response = app.test_client().get(URL)
     assert response.status_code == 503
-    checks = response.json["checks"]
+    checks = body_of(response)["checks"]
     assert checks["database"].startswith("failing: ")
     assert checks["outbox"].startswith("failing: ")  # cannot be told without the database
     assert checks["blob_dir"] == "ok"
