@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from mailbridge.cli import cli as mailbridge_cli
-from portal.backup import references
+from portal.backup import references, snapshot
 from portal.backup.manifest import BlobEntry, DatabaseDump, Manifest, ManifestError
 from portal.config import get_settings
 from portal.extensions import db
@@ -348,6 +349,24 @@ def test_appeal_documents_and_staged_files_are_found_in_json_columns() -> None:
         ]
     )
     assert found == [references.StagedFiles(1, key, 2)]
+
+
+def test_a_staged_file_still_being_written_is_copied_only_once_complete(tmp_path: Path) -> None:
+    """A web request writes its staged files, then commits the job naming them: a copy taken
+    before the snapshot may catch one half written, so it waits for the copy after."""
+    staging = tmp_path / "blobs" / ".staging"
+    settled, fresh = staging / ("a" * 32), staging / ("b" * 32)
+    settled.mkdir(parents=True)
+    fresh.mkdir()
+    (settled / "0").write_bytes(b"written a minute ago")
+    os.utime(settled / "0", (time.time() - 60, time.time() - 60))
+    (fresh / "0").write_bytes(b"half of it")
+    copies = tmp_path / "copies"
+    snapshot._copy_staging(staging, copies, keys=None)  # before the snapshot
+    assert [path.name for path in copies.iterdir()] == [settled.name]
+    (fresh / "0").write_bytes(b"half of it, and the rest")
+    snapshot._copy_staging(staging, copies, keys={fresh.name})  # after it
+    assert (copies / fresh.name / "0").read_bytes() == b"half of it, and the rest"
 
 
 # -- under load -----------------------------------------------------------------------------

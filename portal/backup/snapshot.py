@@ -11,8 +11,9 @@ Why it is consistent while the portal runs: a blob is written (and made durable)
 row that names it is committed, and the store never deletes a blob; so every blob named in the
 database snapshot is in the store when the snapshot is read, and copying them afterwards
 finds them all. Staged files are the exception, removed once their job has run: they are
-copied just before the snapshot and again after it, and one whose job finished in between is
-listed in the manifest as missing (its job, pending in the copy, then fails when it runs).
+copied just before the snapshot (those written completely) and again after it, and one whose
+job finished in between is listed in the manifest as missing (its job, pending in the copy,
+then fails when it runs).
 
 Restore goes into an empty database only, and checks every file against the manifest before
 it writes anything.
@@ -51,6 +52,8 @@ _FILE_MODE = 0o640  # as the blob store writes them
 _PROGRESS_SECONDS = 2.0
 _CHUNK = 1 << 20
 _SHOWN_PROBLEMS = 10
+# Staged files younger than this may still be being written (see _copy_staging).
+_STAGING_SETTLE_SECONDS = 2.0
 
 
 class BackupError(RuntimeError):
@@ -190,21 +193,29 @@ def _copy_blobs(
 
 
 def _copy_staging(staging: Path, target: Path, *, keys: set[str] | None) -> None:
-    """Copy the staged files present now (of ``keys``, or all), keeping copies made before."""
+    """Copy staged files: before the snapshot (``keys`` None) those of every folder written a
+    while ago; after it, again, every file of ``keys`` still there.
+
+    A web request writes its staged files before it commits the job that names them, but not
+    under temporary names: a file being written now may be incomplete. So the first pass
+    leaves folders touched in the last :data:`_STAGING_SETTLE_SECONDS` alone, and the second
+    copies over the first: by then every folder the snapshot's jobs name was complete. A
+    folder cleared in between (its job ran) keeps its first copy, or is reported missing.
+    """
     if not staging.is_dir():
         return
+    settled = time.time() - _STAGING_SETTLE_SECONDS
     for folder in sorted(staging.iterdir()):
         if keys is not None and folder.name not in keys:
             continue
         try:
             files = sorted(folder.iterdir())
+            if keys is None and any(path.stat().st_mtime > settled for path in files):
+                continue
         except (FileNotFoundError, NotADirectoryError):
             continue  # its job finished (and cleared it) just now
         for source in files:
             destination = target / folder.name / source.name
-            if destination.exists():
-                continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
             try:
                 _copy_verified(source, destination, None)
             except FileNotFoundError:
