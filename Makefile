@@ -11,7 +11,7 @@ TEST_PACKAGES := dovecot-imapd chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format install install-test system-packages build-packages migrate bench bench-load clean
+.PHONY: help run serve test lint format install install-test system-packages build-packages migrate bench bench-load clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ run: migrate ## Serve the portal on http://127.0.0.1:5000 with SQLite, and the m
 	@$(BIN)/flask --app wsgi outbox run & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+serve: $(VENV)/.installed ## gunicorn as in production (deploy/gunicorn.conf.py) on HOST:PORT; no migrate, no workers
+	PORTAL_BIND="$${PORTAL_BIND:-$(HOST):$(PORT)}" $(BIN)/gunicorn --config deploy/gunicorn.conf.py
 
 lint: $(VENV)/.installed-test ## ruff: lint and check formatting
 	$(BIN)/ruff check .

@@ -44,13 +44,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from portal import errors, security
+    from portal import errors, health, security
     from portal.cli import register_cli
     from portal.public import bp as public_bp
     from portal.staff import bp as staff_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(health.bp)
     errors.register(app)
     security.register(app)
     register_cli(app)

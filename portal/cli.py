@@ -9,11 +9,14 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from portal.backup import BackupError, create_backup, restore_backup
+from portal.backup.snapshot import megabytes
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Reporter, Role
@@ -26,6 +29,7 @@ staff_cli = AppGroup("staff", help="Manage staff accounts.")
 outbox_cli = AppGroup("outbox", help="Outgoing mail.")
 audit_cli = AppGroup("audit", help="The audit trail.")
 lockouts_cli = AppGroup("lockouts", help="Reporters refused for a period after abuse.")
+backup_cli = AppGroup("backup", help="Snapshots of the database and every blob it refers to.")
 
 
 @cases_cli.command("export")
@@ -190,6 +194,83 @@ def lockouts_list() -> None:
         )
 
 
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@backup_cli.command("create")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def backup_create(directory: Path) -> None:
+    """Write a consistent snapshot into DIRECTORY (new or empty) while the portal runs: the
+    database, every blob it refers to, and manifest.json with their SHA-256 hashes."""
+    settings = get_settings()
+    try:
+        manifest = create_backup(
+            database_url=settings.database_url,
+            engine=db.engine,
+            blob_dir=settings.blob_dir,
+            directory=directory,
+            report=_progress,
+        )
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    dump = manifest.database
+    size = sum(blob.size for blob in manifest.blobs)
+    click.echo(
+        f"backup written to {directory}: {dump.dialect} database ({megabytes(dump.size)}, "
+        f"revision {manifest.alembic_revision or 'none'}), {len(manifest.blobs):,} blobs "
+        f"({megabytes(size)}), {len(manifest.staged)} staged files"
+    )
+    if manifest.missing_staged:
+        click.echo(
+            f"note: {len(manifest.missing_staged)} staged file(s) were cleared while the backup "
+            f"ran, their jobs having finished: {', '.join(manifest.missing_staged[:10])}",
+            err=True,
+        )
+    if manifest.missing_blobs:
+        click.echo(
+            f"backup INCOMPLETE: {len(manifest.missing_blobs)} blob(s) the database refers to "
+            f"are missing or corrupt in PORTAL_BLOB_DIR: {', '.join(manifest.missing_blobs[:10])}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@backup_cli.command("restore")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def backup_restore(directory: Path) -> None:
+    """Restore the backup in DIRECTORY into an empty database and PORTAL_BLOB_DIR, after
+    checking every file against the manifest. Stop the portal's services first."""
+    settings = get_settings()
+    try:
+        done = restore_backup(
+            database_url=settings.database_url,
+            engine=db.engine,
+            blob_dir=settings.blob_dir,
+            directory=directory,
+            report=_progress,
+        )
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    manifest = done.manifest
+    counts = ", ".join(f"{count:,} {table}" for table, count in manifest.counts.items())
+    click.echo(
+        f"restored the backup of {manifest.created_at} (portal {manifest.app_version}, "
+        f"revision {manifest.alembic_revision or 'none'}): {counts}; {done.blobs:,} blobs "
+        f"({megabytes(done.blob_bytes)}, {done.blobs_present:,} already in place), "
+        f"{done.staged} staged files"
+    )
+    if manifest.missing_blobs:
+        click.echo(
+            f"warning: {len(manifest.missing_blobs)} blob(s) were already missing when the "
+            "backup was taken and are not restored",
+            err=True,
+        )
+    click.echo(
+        "next: `flask --app wsgi db upgrade`, then `audit verify` with the same PORTAL_AUDIT_KEY"
+    )
+
+
 def register_cli(app: Flask) -> None:
-    for group in (cases_cli, staff_cli, outbox_cli, audit_cli, lockouts_cli):
+    for group in (cases_cli, staff_cli, outbox_cli, audit_cli, lockouts_cli, backup_cli):
         app.cli.add_command(group)

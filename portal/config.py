@@ -21,6 +21,8 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask, current_app
 
+from portal import production, ratelimit_store
+
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_MAX_ATTEMPTS": 10,
     # How often the delivery worker (`outbox run`) looks for due mail and stored jobs.
     "OUTBOX_POLL_SECONDS": 2.0,
+    # /healthz fails when a mail has been due this long: no delivery worker is running.
+    "HEALTH_MAIL_MAX_AGE_MINUTES": 30,
     "ADDRESS_CA": "ca@example.org",
     "ADDRESS_APPEALS": "appeals@example.org",
     "ADDRESS_LEGAL": "legal@example.org",
@@ -58,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "BLOB_DIR": None,  # default: instance/blobs
     "REQUEST_RATE_LIMIT": "10 per hour",
     "ACKS_PER_ADDRESS_PER_DAY": 5,
+    # Where rate-limit counters live: memory:// (one process only: development),
+    # database:// (the portal's own database) or redis://HOST:6379/0 (needs the redis package).
     "RATELIMIT_STORAGE_URI": "memory://",
     "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
     "SITE_NAME": "Office Actions Portal",
@@ -116,6 +122,7 @@ class Settings:
     staff_session: timedelta = timedelta(hours=DEFAULTS["STAFF_SESSION_HOURS"])
     staff_idle: timedelta = timedelta(minutes=DEFAULTS["STAFF_IDLE_MINUTES"])
     trusted_proxies: int = DEFAULTS["TRUSTED_PROXIES"]
+    health_mail_max_age: timedelta = timedelta(minutes=DEFAULTS["HEALTH_MAIL_MAX_AGE_MINUTES"])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -148,6 +155,7 @@ class Settings:
             staff_session=timedelta(hours=float(config["STAFF_SESSION_HOURS"])),
             staff_idle=timedelta(minutes=float(config["STAFF_IDLE_MINUTES"])),
             trusted_proxies=int(config["TRUSTED_PROXIES"]),
+            health_mail_max_age=timedelta(minutes=float(config["HEALTH_MAIL_MAX_AGE_MINUTES"])),
         )
 
 
@@ -170,7 +178,14 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("hide_parameters", True)
     config["OUTBOX_DIR"] = config["OUTBOX_DIR"] or str(instance / "outbox")
     config["BLOB_DIR"] = config["BLOB_DIR"] or str(instance / "blobs")
+    refusals = production.check(config, secret_key_generated=not config["SECRET_KEY"])
+    if refusals:
+        raise ConfigurationError("\n".join(refusals))
     config["SECRET_KEY"] = config["SECRET_KEY"] or _instance_secret(instance)
+    if config["RATELIMIT_STORAGE_URI"] == ratelimit_store.SCHEME + "://":
+        config["RATELIMIT_STORAGE_URI"] = ratelimit_store.storage_uri(
+            config["SQLALCHEMY_DATABASE_URI"]
+        )
     config.setdefault("MAIL_DEFAULT_SENDER", config["ADDRESS_CA"])
     # CSRF tokens and the session ride on a cookie the browser never sends cross-site.
     config["SESSION_COOKIE_SAMESITE"] = "Strict"

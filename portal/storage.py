@@ -240,6 +240,24 @@ def _syncfs(directory: Path) -> None:
         os.close(fd)
 
 
+def sync_filesystem(directory: Path) -> bool:
+    """Flush the whole file system holding ``directory`` at once (Linux ``syncfs``), for
+    callers that wrote many files (a backup, a restore); False where it is not available, and
+    the caller fsyncs its files one by one instead."""
+    if _SYNCFS is None:
+        return False
+    _syncfs(directory)
+    return True
+
+
+def fsync_path(path: Path) -> None:
+    """fsync one file or directory."""
+    if path.is_dir():
+        _fsync_dir(path)
+    else:
+        _fsync_file(path)
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -9,6 +9,7 @@ from portal.models.job import Job, JobState
 from portal.models.mailbox import MailboxState
 from portal.models.message import Attachment, Message, OutboundMail
 from portal.models.people import Reporter
+from portal.models.ratelimit import RateLimitCounter
 from portal.models.staff import (
     CannedResponse,
     LoginAttempt,
@@ -37,6 +38,7 @@ __all__ = [
     "MailboxState",
     "Message",
     "OutboundMail",
+    "RateLimitCounter",
     "ReplyPresence",
     "Reporter",
     "Role",
