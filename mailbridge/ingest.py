@@ -435,6 +435,7 @@ class Ingestor:
                 index.add_party(case.id, parsed.sender)
         message = self._message(item, key, batch.uidvalidity, now, flags)
         message.case_id = case_id
+        message.sender_verified = decision.verified
         message.quarantined = quarantined
         message.urgent = urgent_reason is not None
         if batch.ids is not None:
@@ -461,15 +462,19 @@ class Ingestor:
 
     def _answer(self, case: Case, message: Message, item: Prepared, now: datetime) -> list[int]:
         """Mail to queue for a message that opened a case: an appeal's confirmation link or
-        refusal when it names a case its sender is party to, else the acknowledgement."""
+        refusal when it names a case its sender is party to, else the acknowledgement.
+
+        Mail naming a case whose party its From claims to be, without proof that the party
+        wrote it, gets nothing: neither a link nor an acknowledgement goes to the party's
+        address on the word of whoever wrote the From. Staff see it, flagged."""
         queued: list[int] = []
         if self.mailbox == "appeals" and self.acknowledge:
             filing = appeal_from_mail(
                 self.session, self.settings, self.secret_key, message=message, now=now
             )
             queued += filing.outbound_ids
-            if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED):
-                return queued  # the person has their answer: no acknowledgement on top
+            if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED, Filed.UNVERIFIED):
+                return queued  # answered, or not ours to answer: no acknowledgement on top
         ack_id = self._acknowledge(case, item, now)
         return [*queued, ack_id] if ack_id is not None else queued
 

@@ -18,7 +18,14 @@ In order:
 
 Never by subject alone, and never into another team's case without staff action (a match to
 one gives a new case linked to it). A sender whose From failed DMARC at our server is not
-trusted as a party: that From may be forged.
+trusted as a party: that From is likely forged.
+
+**Joining is not acting.** Rules 2 and 3 compare addresses, and anyone can write a party's
+address in From. A mail that brings no proof (``mailbridge.senders``: no DMARC pass from our
+server for its domain, no reply to a Message-ID we signed for that address) still joins the
+party's case, since it is evidence, but its Decision says ``verified=False``, it is flagged
+"sender not verified", and no automatic step acts on it as that party (the appeals mailbox
+sends no confirmation link for it, see ``portal.services.appeals.appeal_from_mail``).
 
 A bounce of our own mail belongs on the case it bounced from: the returned message's
 Message-ID is looked up among our outbound mail only (or verified by its signature for the
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -41,6 +48,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.parse import ParsedMail
+from mailbridge.senders import sender_proof
 from portal.addresses import canonical_address
 from portal.message_ids import parse_message_id, verify_message_id
 from portal.models import Case, CaseParty, Message
@@ -52,6 +60,11 @@ T = TypeVar("T")
 # SQLite allows 32,766 bound parameters; stay far below for any database.
 _IN_CHUNK = 500
 
+NOT_VERIFIED = (
+    "sender not verified: the From is a party's address, but nothing proves the party wrote "
+    "it (no DMARC pass at our mail server, no reply to our mail to that address)"
+)
+
 
 @dataclass(frozen=True)
 class CaseInfo:
@@ -62,12 +75,14 @@ class CaseInfo:
 
 @dataclass(frozen=True)
 class Decision:
-    """Where a message goes: an existing case, or a new one (possibly linked), and why."""
+    """Where a message goes: an existing case, or a new one (possibly linked), and why;
+    ``verified`` when something proves its sender wrote it (``mailbridge.senders``)."""
 
     case_id: int | None = None
     linked_case_id: int | None = None
     via: str = "new"  # reference | signed-id | headers | bounce | new
     flag: str | None = None
+    verified: bool = False
 
 
 @dataclass
@@ -143,6 +158,15 @@ class ThreadIndex:
 
 def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> Decision:
     """Apply the rules of the module docstring to one parsed message."""
+    verified = sender_proof(mail, secret=secret) is not None
+    decision = _route(mail, index, team=team, secret=secret)
+    if decision.via in ("reference", "headers") and not verified:
+        # Joined on the strength of an address alone: evidence, never the party speaking.
+        return replace(decision, flag=NOT_VERIFIED)
+    return replace(decision, verified=verified)
+
+
+def _route(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> Decision:
     if mail.automatic.bounce:
         bounced = _bounce_case(mail, index, secret)
         if bounced is not None:
