@@ -46,7 +46,7 @@ from mailbridge.dedup import KnownRows
 from mailbridge.errors import BridgeFault
 from mailbridge.lease import Holder, renew
 from mailbridge.prepare import IncomingMail, Prepared
-from mailbridge.threads import CaseInfo, ThreadIndex, decide
+from mailbridge.threads import CaseInfo, Decision, ThreadIndex, decide
 from mailbridge.workers import Ticket, default_workers, submit
 from portal.addresses import (
     EmailNotValidError,
@@ -446,7 +446,7 @@ class Ingestor:
             self.session.flush()
         self._attachments(message, item)
         index.add_message(message.message_id, case_id, Direction.INBOUND)
-        queued = self._answer(case, message, item, now) if case is not None else []
+        queued = self._answer(case, message, item, decision, now) if case is not None else []
         if flags:
             log.info("%s: UID %s flagged for staff: %s", self.mailbox, item.uid, "; ".join(flags))
         if urgent_reason:
@@ -460,7 +460,9 @@ class Ingestor:
             log.info("%s: UID %s quarantined: its sender is locked out", self.mailbox, item.uid)
         return message, queued, case is not None
 
-    def _answer(self, case: Case, message: Message, item: Prepared, now: datetime) -> list[int]:
+    def _answer(
+        self, case: Case, message: Message, item: Prepared, decision: Decision, now: datetime
+    ) -> list[int]:
         """Mail to queue for a message that opened a case: an appeal's confirmation link or
         refusal when it names a case its sender is party to, else the acknowledgement.
 
@@ -475,6 +477,8 @@ class Ingestor:
             queued += filing.outbound_ids
             if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED, Filed.UNVERIFIED):
                 return queued  # answered, or not ours to answer: no acknowledgement on top
+        if decision.as_party and not decision.acts_as_party:
+            return queued  # a party's address on someone's word: nothing goes to the party
         ack_id = self._acknowledge(case, item, now)
         return [*queued, ack_id] if ack_id is not None else queued
 

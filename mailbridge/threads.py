@@ -83,6 +83,14 @@ class Decision:
     via: str = "new"  # reference | signed-id | headers | bounce | new
     flag: str | None = None
     verified: bool = False
+    # The sender's address is a party's of the case it joined or was linked to (rules 2, 3).
+    as_party: bool = False
+
+    @property
+    def acts_as_party(self) -> bool:
+        """May automatic steps (acknowledgements, appeal links) take this mail as the party's?
+        Not on the strength of an address alone."""
+        return self.as_party and self.verified
 
 
 @dataclass
@@ -160,9 +168,10 @@ def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
     """Apply the rules of the module docstring to one parsed message."""
     verified = sender_proof(mail, secret=secret) is not None
     decision = _route(mail, index, team=team, secret=secret)
-    if decision.via in ("reference", "headers") and not verified:
-        # Joined on the strength of an address alone: evidence, never the party speaking.
-        return replace(decision, flag=NOT_VERIFIED)
+    if decision.as_party and not verified:
+        # A party's address alone: evidence, never the party speaking.
+        flag = f"{decision.flag}; {NOT_VERIFIED}" if decision.flag else NOT_VERIFIED
+        return replace(decision, flag=flag)
     return replace(decision, verified=verified)
 
 
@@ -186,13 +195,15 @@ def _route(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
             return Decision(
                 linked_case_id=case_id, flag=f"quotes {ref} but the sender is not a party"
             )
-        return _within_team(case_id, index, team, via="reference", reason="quotes")
+        return _within_team(case_id, index, team, via="reference", reason="quotes", party=True)
 
     linked: int | None = None
     for mid in mail.thread_ids:
         for case_id, _direction in index.by_message_id.get(mid, ()):
             if index.is_party(case_id, trusted):
-                return _within_team(case_id, index, team, via="headers", reason="replies on")
+                return _within_team(
+                    case_id, index, team, via="headers", reason="replies on", party=True
+                )
             linked = linked if linked is not None else case_id
     if linked is not None:
         ref = _ref(index, linked)
@@ -202,14 +213,17 @@ def _route(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
     return Decision()
 
 
-def _within_team(case_id: int, index: ThreadIndex, team: str, *, via: str, reason: str) -> Decision:
+def _within_team(
+    case_id: int, index: ThreadIndex, team: str, *, via: str, reason: str, party: bool = False
+) -> Decision:
     info = index.cases.get(case_id)
     if info is None or info.team != team:
         return Decision(
             linked_case_id=case_id,
             flag=f"{reason} {_ref(index, case_id)}, which is another team's case",
+            as_party=party,
         )
-    return Decision(case_id=case_id, via=via)
+    return Decision(case_id=case_id, via=via, as_party=party)
 
 
 def _ref(index: ThreadIndex, case_id: int) -> str:

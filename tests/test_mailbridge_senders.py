@@ -202,6 +202,35 @@ def test_the_timeline_says_sender_not_verified_in_plain_words(
     assert "Sender not verified" not in first_item[: first_item.index("</li>")]
 
 
+@pytest.mark.parametrize("verified", [False, True], ids=["forged", "verified"])
+def test_a_party_naming_another_teams_case_is_acknowledged_only_when_verified(
+    app: Flask,
+    runner: FlaskCliRunner,
+    imap_account: ImapAccount,
+    smtp: SmtpServer,
+    create_case: Callable[..., Case],
+    verified: bool,
+) -> None:
+    """A new, linked case for Legal's case; its acknowledgement would go to the party's
+    address on the word of whoever wrote the From."""
+    legal = create_case("dmca", requester_email=RITA)
+    reference, legal_id = legal.reference, legal.id
+    mail = make_mail(f"About [{reference}]", sender=RITA)
+    imap_account.append(received(ours_pass(), mail) if verified else mail)
+
+    sync(runner)
+
+    (message,) = [m for m in inbound() if m.channel == "mail"]
+    assert db.session.get_one(Case, message.case_id).linked_case_id == legal_id
+    assert message.sender_verified is verified
+    assert ("sender not verified" in (message.flag_reason or "")) is not verified
+    if verified:
+        (ack,) = smtp.wait_for(1)
+        assert ack.rcpt_tos == [RITA]
+    else:
+        assert smtp.messages == []
+
+
 # -- appeals@: an unverified party gets nothing automatic ------------------------------------------
 
 
