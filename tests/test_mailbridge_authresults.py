@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mailbridge.authresults import authserv_id_of, our_results, parse_value, valid_authserv_id
-from mailbridge.parse import parse_mail
+from mailbridge.parse import ParsedMail, parse_mail
 from mailbridge.senders import Proof, sender_proof
 from portal.message_ids import make_message_id
 from tests.mailbridge_helpers import make_mail
@@ -142,7 +142,7 @@ def test_the_configured_authserv_id_must_be_a_token(value: str, valid: bool) -> 
 # -- what proves a sender -------------------------------------------------------------------------
 
 
-def parsed(raw: bytes, authserv_id: str | None = OURS):  # type: ignore[no-untyped-def]
+def parsed(raw: bytes, authserv_id: str | None = OURS) -> ParsedMail:
     return parse_mail(raw, arrived_at=NOW, authserv_id=authserv_id)
 
 

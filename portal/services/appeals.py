@@ -360,13 +360,15 @@ def appeal_from_mail(
     has opened an ``inquiry`` for it in team appeals). The same checks as on the web run,
     with the role read from the sender's address: a party gets a confirmation link or the
     reason for a refusal, threaded under their mail, at the address on record; anyone else
-    gets nothing more than the bridge's acknowledgement. A From that is a party's address
-    acts as that party only when the bridge verified it (``message.sender_verified``: our
-    server's DMARC pass, or a reply to our mail to that address); otherwise anyone could
-    have written it, so nothing is sent and the inquiry stays open, linked to the case and
-    flagged, for staff to check with the party (UNVERIFIED). The inquiry is closed meanwhile (an
+    gets nothing more than the bridge's acknowledgement. The inquiry is closed meanwhile (an
     unconfirmed appeal is in no queue); following the link reopens it as the appeal case. Mail
     naming no reference stays an open inquiry for staff to match by hand.
+
+    A From that is a party's address acts as that party only when the bridge verified it
+    (``message.sender_verified``: our server's DMARC pass for its domain, or a reply to our
+    mail to that address). Otherwise anyone could have written it: a link would reach the
+    party for an appeal they never wrote, with reasons they never gave. So nothing is sent,
+    and the inquiry stays open, linked to the case and flagged, for staff (UNVERIFIED).
 
     Idempotent: calling it again for the same message changes nothing. The caller commits,
     then delivers ``outbound_ids``; when the result is CONFIRMATION_SENT or REFUSED, that
