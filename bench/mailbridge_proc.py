@@ -184,6 +184,8 @@ def bridge_env(work: Path, imap_url: str, **extra: str) -> dict[str, str]:
         "PORTAL_OUTBOX_DIR": str(work / "outbox"),
         "PORTAL_MAIL_SERVER": "",
         "PORTAL_IMAP_CA_URL": imap_url,
+        # Required by the bridge; the corpus's own MX (bench/corpus.py MX_HOSTS) is ours.
+        "PORTAL_MAIL_AUTHSERV_ID": "mx1.example.org",
     }
     env.update(extra)
     return env

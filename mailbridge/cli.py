@@ -17,7 +17,13 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbridge.config import MAILBOX_TEAMS, BridgeSettings, MailboxConfig, configured_mailboxes
+from mailbridge.config import (
+    MAILBOX_TEAMS,
+    BridgeSettings,
+    MailboxConfig,
+    configured_mailboxes,
+    require_authserv_id,
+)
 from mailbridge.errors import BridgeFault, MailboxConfigError
 from mailbridge.imap import CONNECTION_ERRORS, session
 from mailbridge.importers import ImportSourceError, import_path
@@ -41,7 +47,8 @@ class ConfigProblem(click.ClickException):
     exit_code = 2
 
 
-def _ingestor(name: str, *, acknowledge: bool) -> Ingestor:
+def _ingestor(name: str, *, acknowledge: bool, authserv_id: str | None = None) -> Ingestor:
+    """``authserv_id`` None trusts no Authentication-Results at all (what import wants)."""
     bridge = BridgeSettings.from_config(current_app.config)
     return Ingestor(
         db.session,
@@ -50,22 +57,23 @@ def _ingestor(name: str, *, acknowledge: bool) -> Ingestor:
         mailbox=name,
         team=MAILBOX_TEAMS[name],
         acknowledge=acknowledge,
-        authserv_id=bridge.authserv_id,
+        authserv_id=authserv_id,
         workers=bridge.workers,
         holder=Holder.this_process(bridge.lease_seconds),
     )
 
 
-def _mailboxes(only: str | None) -> list[MailboxConfig]:
+def _mailboxes(only: str | None, bridge: BridgeSettings) -> tuple[list[MailboxConfig], str]:
+    """The mailboxes to read, and our server's authserv-id, without which none may be read."""
     try:
         configs = configured_mailboxes(get_settings(), only)
+        if not configs:
+            raise MailboxConfigError(
+                "no mailbox configured: set PORTAL_IMAP_CA_URL and/or PORTAL_IMAP_APPEALS_URL"
+            )
+        return configs, require_authserv_id(bridge)
     except MailboxConfigError as exc:
         raise ConfigProblem(str(exc)) from None
-    if not configs:
-        raise ConfigProblem(
-            "no mailbox configured: set PORTAL_IMAP_CA_URL and/or PORTAL_IMAP_APPEALS_URL"
-        )
-    return configs
 
 
 def _database_problem(exc: SQLAlchemyError) -> str:
@@ -76,8 +84,8 @@ def _database_problem(exc: SQLAlchemyError) -> str:
     )
 
 
-def _sync_one(config: MailboxConfig, bridge: BridgeSettings) -> str:
-    ingestor = _ingestor(config.name, acknowledge=True)
+def _sync_one(config: MailboxConfig, bridge: BridgeSettings, authserv_id: str) -> str:
+    ingestor = _ingestor(config.name, acknowledge=True, authserv_id=authserv_id)
     try:
         with session(config, timeout=bridge.imap_timeout) as client:
             tally = sync_folder(client, config, db.session, ingestor, bridge, ResyncGuard())
@@ -110,9 +118,10 @@ def sync_command(once: bool, mailbox: str | None) -> None:
     """Ingest new mail from every configured mailbox, print one line each, and exit."""
     bridge = BridgeSettings.from_config(current_app.config)
     failed = False
-    for config in _mailboxes(mailbox):
+    configs, authserv_id = _mailboxes(mailbox, bridge)
+    for config in configs:
         try:
-            click.echo(_sync_one(config, bridge))
+            click.echo(_sync_one(config, bridge, authserv_id))
         except MailboxLeased as exc:  # another bridge is on it: nothing wrong
             click.echo(str(exc))
         except BridgeFault as exc:
@@ -131,9 +140,15 @@ def sync_command(once: bool, mailbox: str | None) -> None:
 def run_command(mailbox: str | None) -> None:
     """Keep ingesting (IDLE where offered, polling otherwise) until SIGTERM."""
     bridge = BridgeSettings.from_config(current_app.config)
+    configs, authserv_id = _mailboxes(mailbox, bridge)
     watchers = [
-        Watcher(config, _ingestor(config.name, acknowledge=True), db.session, bridge)
-        for config in _mailboxes(mailbox)
+        Watcher(
+            config,
+            _ingestor(config.name, acknowledge=True, authserv_id=authserv_id),
+            db.session,
+            bridge,
+        )
+        for config in configs
     ]
     stop = StopFlag()
     names = ", ".join(watcher.config.name for watcher in watchers)
@@ -156,9 +171,14 @@ def run_command(mailbox: str | None) -> None:
     help="The queue the mail belongs to (and whose de-duplication it shares).",
 )
 def import_command(path: Path, mailbox: str) -> None:
-    """Import an .eml file, an mbox or a Maildir into a mailbox's queue."""
+    """Import an .eml file, an mbox or a Maildir into a mailbox's queue.
+
+    Needs no PORTAL_MAIL_AUTHSERV_ID, and trusts no Authentication-Results in the files, ours
+    or not: a file has been wherever it has been, and anyone who held it could have written
+    them. Imported mail is verified only by replies to our signed Message-IDs.
+    """
     bridge = BridgeSettings.from_config(current_app.config)
-    ingestor = _ingestor(mailbox, acknowledge=False)
+    ingestor = _ingestor(mailbox, acknowledge=False, authserv_id=None)
     try:
         tally = import_path(path, ingestor, batch_size=bridge.batch_size)
     except ImportSourceError as exc:

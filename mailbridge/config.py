@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mailbridge.authresults import valid_authserv_id
 from mailbridge.errors import MailboxConfigError
 from portal.config import Settings
 from portal.policy import MAILBOX_TEAMS, Team
@@ -112,6 +113,7 @@ class BridgeSettings:
     imap_timeout: float = 60.0
     reconnect_max_seconds: float = 60.0
     outbound_every_seconds: float = 15.0
+    # Our receiving server's authserv-id: only its Authentication-Results are trusted.
     authserv_id: str | None = None
     workers: int | None = None  # processes preparing mail; None: one per core (at least 2)
     lease_seconds: float = LEASE_SECONDS_DEFAULT
@@ -140,3 +142,25 @@ class BridgeSettings:
                 else max(int(number("MAIL_WORKERS", 0)), 0)
             ),
         )
+
+
+def require_authserv_id(bridge: BridgeSettings) -> str:
+    """Our receiving server's authserv-id, which reading a mailbox cannot do without.
+
+    Without it no ``Authentication-Results`` can be told from one the sender wrote, so no
+    From could ever be verified by DMARC (and before, the top-most header was believed,
+    whoever wrote it). The value is the first word of the header our server adds:
+    ``Authentication-Results: mx.example.org; spf=pass …`` -> ``mx.example.org``.
+    """
+    value = (bridge.authserv_id or "").strip()
+    if not value:
+        raise MailboxConfigError(
+            "PORTAL_MAIL_AUTHSERV_ID is not set: give the authserv-id of our receiving mail "
+            "server (the first word of the Authentication-Results it adds, e.g. mx.example.org)"
+        )
+    if not valid_authserv_id(value):
+        raise MailboxConfigError(
+            f"PORTAL_MAIL_AUTHSERV_ID {value[:100]!r} is not an authserv-id "
+            "(one word, like mx.example.org)"
+        )
+    return value

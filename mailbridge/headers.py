@@ -1,4 +1,4 @@
-"""Small pure functions over header values: Message-IDs, addresses, authentication results.
+"""Small pure functions over header values: Message-IDs and addresses.
 
 Each one takes a string (possibly garbage) and returns a value or an empty result; none of them
 raises on what a sender wrote. They work on the raw, unfolded header text, so they still work
@@ -8,7 +8,6 @@ when ``email``'s structured parser gives up on a header.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 # RFC 5322 msg-id is "<" id-left "@" id-right ">"; the world also sends ids without "@".
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
@@ -17,9 +16,6 @@ _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 MAX_ID_LENGTH = 998  # RFC 5322 line limit; also the column size
 MAX_REFERENCES = 100  # a References header longer than this is a loop or an attack
-
-_COMMENT = re.compile(r"\([^()]*\)")
-_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([A-Za-z]+)", re.IGNORECASE)
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -58,27 +54,3 @@ def addresses_in(value: str | None) -> list[str]:
     if not value:
         return []
     return list(dict.fromkeys(match.group(0) for match in _ADDRESS.finditer(value)))
-
-
-def auth_results(values: Iterable[str], authserv_id: str | None = None) -> dict[str, str]:
-    """SPF, DKIM and DMARC verdicts from the ``Authentication-Results`` our server added.
-
-    Only one header is read: the top-most one (receiving servers prepend theirs, RFC 8601
-    section 5), or, when ``authserv_id`` is configured, the top-most one naming our server.
-    Headers lower down were written by whoever sent the mail and prove nothing.
-    ``{"spf": "pass", "dkim": "fail", "dmarc": "none"}``; a method not mentioned is absent.
-    When a message carries several DKIM signatures, one passing signature is a pass.
-    """
-    for value in values:
-        if authserv_id is not None:
-            server = value.split(";", 1)[0].strip().split()
-            if not server or server[0].lower() != authserv_id.lower():
-                continue
-        text = _COMMENT.sub(" ", value)
-        verdicts: dict[str, str] = {}
-        for method, result in _RESULT.findall(text):
-            method, result = method.lower(), result.lower()
-            if method not in verdicts or (method == "dkim" and result == "pass"):
-                verdicts[method] = result
-        return verdicts
-    return {}

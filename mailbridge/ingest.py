@@ -48,7 +48,7 @@ from mailbridge.dedup import KnownRows
 from mailbridge.errors import BridgeFault
 from mailbridge.lease import Holder, renew
 from mailbridge.prepare import IncomingMail, Prepared
-from mailbridge.threads import CaseInfo, ThreadIndex, decide
+from mailbridge.threads import CaseInfo, Decision, ThreadIndex, decide
 from mailbridge.workers import Ticket, default_workers, submit
 from portal.addresses import (
     EmailNotValidError,
@@ -441,6 +441,7 @@ class Ingestor:
                 index.add_party(case.id, parsed.sender)
         message = self._message(item, key, batch.uidvalidity, now, flags)
         message.case_id = case_id
+        message.sender_verified = decision.verified
         message.quarantined = quarantined
         message.urgent = urgent_reason is not None
         if batch.ids is not None:
@@ -451,7 +452,7 @@ class Ingestor:
             self.session.flush()
         self._attachments(message, item)
         index.add_message(message.message_id, case_id, Direction.INBOUND)
-        queued = self._answer(case, message, item, now) if case is not None else []
+        queued = self._answer(case, message, item, decision, now) if case is not None else []
         if flags:
             log.info("%s: UID %s flagged for staff: %s", self.mailbox, item.uid, "; ".join(flags))
         if urgent_reason:
@@ -465,17 +466,25 @@ class Ingestor:
             log.info("%s: UID %s quarantined: its sender is locked out", self.mailbox, item.uid)
         return message, queued, case is not None
 
-    def _answer(self, case: Case, message: Message, item: Prepared, now: datetime) -> list[int]:
+    def _answer(
+        self, case: Case, message: Message, item: Prepared, decision: Decision, now: datetime
+    ) -> list[int]:
         """Mail to queue for a message that opened a case: an appeal's confirmation link or
-        refusal when it names a case its sender is party to, else the acknowledgement."""
+        refusal when it names a case its sender is party to, else the acknowledgement.
+
+        Mail naming a case whose party its From claims to be, without proof that the party
+        wrote it, gets nothing: neither a link nor an acknowledgement goes to the party's
+        address on the word of whoever wrote the From. Staff see it, flagged."""
         queued: list[int] = []
         if self.mailbox == "appeals" and self.acknowledge:
             filing = appeal_from_mail(
                 self.session, self.settings, self.secret_key, message=message, now=now
             )
             queued += filing.outbound_ids
-            if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED):
-                return queued  # the person has their answer: no acknowledgement on top
+            if filing.result in (Filed.CONFIRMATION_SENT, Filed.REFUSED, Filed.UNVERIFIED):
+                return queued  # answered, or not ours to answer: no acknowledgement on top
+        if decision.as_party and not decision.acts_as_party:
+            return queued  # a party's address on someone's word: nothing goes to the party
         ack_id = self._acknowledge(case, item, now)
         return [*queued, ack_id] if ack_id is not None else queued
 

@@ -27,9 +27,10 @@ from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from mailbridge.authresults import our_results
 from mailbridge.automatic import Automatic, classify
 from mailbridge.charsets import decode_bytes, decode_words, one_line, storable
-from mailbridge.headers import addresses_in, auth_results, message_id, message_ids
+from mailbridge.headers import addresses_in, message_id, message_ids
 from portal.addresses import decode_encoded_words
 from portal.sanitize import html_to_text, sanitize_html
 
@@ -77,7 +78,10 @@ class ParsedMail:
     body_text: str | None = None
     body_html: str | None = None
     attachments: list[ParsedAttachment] = field(default_factory=list)
+    # Our receiving server's verdicts only (mailbridge.authresults), and the domain its DMARC
+    # pass was for: what mailbridge.senders compares with the From.
     auth_results: dict[str, str] = field(default_factory=dict)
+    dmarc_from: str | None = None
     automatic: Automatic = field(default_factory=Automatic)
     problems: list[str] = field(default_factory=list)
 
@@ -456,6 +460,7 @@ def _from_headers(
 ) -> ParsedMail:
     sender, sender_name = _sender(headers)
     reply_ids = message_ids(headers.first("In-Reply-To"))
+    server = our_results(headers.values("Authentication-Results"), authserv_id)
     mail = ParsedMail(
         sent_at=_sent_at(headers, arrived_at),
         message_id=message_id(headers.first("Message-ID")),
@@ -466,9 +471,12 @@ def _from_headers(
         sender_name=sender_name,
         recipients=_recipients(headers),
         subject=one_line(headers.text("Subject"), SUBJECT_MAX),
-        auth_results=auth_results(headers.values("Authentication-Results"), authserv_id),
+        auth_results=server.verdicts,
+        dmarc_from=server.dmarc_from,
         problems=problems,
     )
+    if server.problem:
+        problems.append(server.problem)
     mail.automatic = classify(headers.values, headers.msg, sender)
     if sender is None:
         problems.append("no sender address could be read")

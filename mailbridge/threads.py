@@ -18,7 +18,14 @@ In order:
 
 Never by subject alone, and never into another team's case without staff action (a match to
 one gives a new case linked to it). A sender whose From failed DMARC at our server is not
-trusted as a party: that From may be forged.
+trusted as a party: that From is likely forged.
+
+**Joining is not acting.** Rules 2 and 3 compare addresses, and anyone can write a party's
+address in From. A mail that brings no proof (``mailbridge.senders``: no DMARC pass from our
+server for its domain, no reply to a Message-ID we signed for that address) still joins the
+party's case, since it is evidence, but its Decision says ``verified=False``, it is flagged
+"sender not verified", and no automatic step acts on it as that party (the appeals mailbox
+sends no confirmation link for it, see ``portal.services.appeals.appeal_from_mail``).
 
 A bounce of our own mail belongs on the case it bounced from: the returned message's
 Message-ID is looked up among our outbound mail only (or verified by its signature for the
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -41,6 +48,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailbridge.parse import ParsedMail
+from mailbridge.senders import sender_proof
 from portal.addresses import canonical_address
 from portal.message_ids import parse_message_id, verify_message_id
 from portal.models import Case, CaseParty, Message
@@ -52,6 +60,11 @@ T = TypeVar("T")
 # SQLite allows 32,766 bound parameters; stay far below for any database.
 _IN_CHUNK = 500
 
+NOT_VERIFIED = (
+    "sender not verified: the From is a party's address, but nothing proves the party wrote "
+    "it (no DMARC pass at our mail server, no reply to our mail to that address)"
+)
+
 
 @dataclass(frozen=True)
 class CaseInfo:
@@ -62,12 +75,22 @@ class CaseInfo:
 
 @dataclass(frozen=True)
 class Decision:
-    """Where a message goes: an existing case, or a new one (possibly linked), and why."""
+    """Where a message goes: an existing case, or a new one (possibly linked), and why;
+    ``verified`` when something proves its sender wrote it (``mailbridge.senders``)."""
 
     case_id: int | None = None
     linked_case_id: int | None = None
     via: str = "new"  # reference | signed-id | headers | bounce | new
     flag: str | None = None
+    verified: bool = False
+    # The sender's address is a party's of the case it joined or was linked to (rules 2, 3).
+    as_party: bool = False
+
+    @property
+    def acts_as_party(self) -> bool:
+        """May automatic steps (acknowledgements, appeal links) take this mail as the party's?
+        Not on the strength of an address alone."""
+        return self.as_party and self.verified
 
 
 @dataclass
@@ -143,6 +166,16 @@ class ThreadIndex:
 
 def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> Decision:
     """Apply the rules of the module docstring to one parsed message."""
+    verified = sender_proof(mail, secret=secret) is not None
+    decision = _route(mail, index, team=team, secret=secret)
+    if decision.as_party and not verified:
+        # A party's address alone: evidence, never the party speaking.
+        flag = f"{decision.flag}; {NOT_VERIFIED}" if decision.flag else NOT_VERIFIED
+        return replace(decision, flag=flag)
+    return replace(decision, verified=verified)
+
+
+def _route(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> Decision:
     if mail.automatic.bounce:
         bounced = _bounce_case(mail, index, secret)
         if bounced is not None:
@@ -162,13 +195,15 @@ def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
             return Decision(
                 linked_case_id=case_id, flag=f"quotes {ref} but the sender is not a party"
             )
-        return _within_team(case_id, index, team, via="reference", reason="quotes")
+        return _within_team(case_id, index, team, via="reference", reason="quotes", party=True)
 
     linked: int | None = None
     for mid in mail.thread_ids:
         for case_id, _direction in index.by_message_id.get(mid, ()):
             if index.is_party(case_id, trusted):
-                return _within_team(case_id, index, team, via="headers", reason="replies on")
+                return _within_team(
+                    case_id, index, team, via="headers", reason="replies on", party=True
+                )
             linked = linked if linked is not None else case_id
     if linked is not None:
         ref = _ref(index, linked)
@@ -178,14 +213,17 @@ def decide(mail: ParsedMail, index: ThreadIndex, *, team: str, secret: str) -> D
     return Decision()
 
 
-def _within_team(case_id: int, index: ThreadIndex, team: str, *, via: str, reason: str) -> Decision:
+def _within_team(
+    case_id: int, index: ThreadIndex, team: str, *, via: str, reason: str, party: bool = False
+) -> Decision:
     info = index.cases.get(case_id)
     if info is None or info.team != team:
         return Decision(
             linked_case_id=case_id,
             flag=f"{reason} {_ref(index, case_id)}, which is another team's case",
+            as_party=party,
         )
-    return Decision(case_id=case_id, via=via)
+    return Decision(case_id=case_id, via=via, as_party=party)
 
 
 def _ref(index: ThreadIndex, case_id: int) -> str:

@@ -25,6 +25,7 @@ from portal.services.delivery import Round
 
 pytest_plugins = ["tests.servers.fixtures", "tests.factories"]
 
+OUR_AUTHSERV_ID = "mx.example.org"
 _CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
 _VALUE = re.compile(r'value="([^"]+)"')
 
@@ -50,6 +51,8 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "BLOB_DIR": str(tmp_path / "blobs"),
         "MAIL_SERVER": "",
         "REQUEST_RATE_LIMIT": "1000 per hour",
+        # Our receiving server, whose Authentication-Results the bridge trusts (and only its).
+        "MAIL_AUTHSERV_ID": OUR_AUTHSERV_ID,
     }
     config.update(overrides)
     app = create_app(config)

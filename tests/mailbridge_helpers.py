@@ -103,6 +103,7 @@ def bridge_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PORTAL_BLOB_DIR": str(tmp_path / "blobs"),
         "PORTAL_OUTBOX_DIR": str(tmp_path / "outbox"),
         "PYTHONUNBUFFERED": "1",
+        "PORTAL_MAIL_AUTHSERV_ID": "mx.example.org",
     }
     env.update(extra)
     return env

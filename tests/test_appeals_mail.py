@@ -19,7 +19,7 @@ from sqlalchemy import select
 from portal.addresses import canonical_address
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import Appeal, Case, Message, StaffUser
+from portal.models import Appeal, AuditEvent, Case, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
 from portal.policy import Team
@@ -66,7 +66,9 @@ def bridge_files(
     now: datetime = SOON,
     **flags: Any,
 ) -> Message:
-    """What the bridge stores for new mail in the appeals mailbox: an inquiry and its mail."""
+    """What the bridge stores for new mail in the appeals mailbox: an inquiry and its mail,
+    its sender verified unless ``sender_verified`` says otherwise."""
+    flags.setdefault("sender_verified", True)
     inquiry = open_mail_case(
         db.session,
         team=Team.APPEALS,
@@ -223,6 +225,26 @@ def test_automatic_or_forged_mail_is_never_answered(
     assert outbox() == []
 
 
+@pytest.mark.parametrize("verified", [False, None], ids=["not-verified", "not-judged"])
+def test_a_party_address_without_proof_gets_nothing_and_waits_for_staff(
+    app: Flask, case: Case, verified: bool | None
+) -> None:
+    """Issue 10: anyone can write a party's address in From; a link would then reach the party
+    for an appeal they never wrote (and a refusal, for one they never made)."""
+    message = bridge_files(f"Appeal of {case.reference}", sender_verified=verified)
+    inquiry_id, case_id = message.case_id, case.id
+
+    assert run(app, message).result is Filed.UNVERIFIED
+
+    assert outbox() == []
+    assert db.session.scalars(select(Appeal)).all() == []
+    inquiry = db.session.get_one(Case, inquiry_id)
+    assert (inquiry.status, inquiry.linked_case_id) == ("new", case_id)
+    assert "sender not verified" in (db.session.get_one(Message, message.id).flag_reason or "")
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case_id))
+    assert "appeal.unverified" in [e.action for e in events]
+
+
 def test_handled_once_and_never_for_a_reply_in_a_conversation(app: Flask, case: Case) -> None:
     message = bridge_files(f"Appeal of {case.reference}")
     assert run(app, message).result is Filed.CONFIRMATION_SENT
@@ -283,7 +305,9 @@ def test_an_appeal_by_mail_through_dovecot_the_bridge_and_smtp(
     # Plain values: the bridge expunges the session's objects after its batch.
     reference, case_id = case.reference, case.id
     imap_account.append(
-        make_mail(
+        # Our server's DMARC pass for the From's domain: the party wrote it (issue 10).
+        b"Authentication-Results: mx.example.org; dmarc=pass header.from=example.net\r\n"
+        + make_mail(
             f"Appeal of {reference}",
             sender=f"Sub Ject <{SUBJECT}>",
             to="appeals@example.org",

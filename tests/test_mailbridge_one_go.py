@@ -38,10 +38,15 @@ from portal.policy import Team
 from portal.services import audit
 from portal.services.acks import ACK_PURPOSE
 from portal.services.cases import open_mail_case
+from tests.conftest import OUR_AUTHSERV_ID
 from tests.mailbridge_helpers import incoming, make_mail
 
 UIDVALIDITY = 7
 ALICE = "Alice Example <alice@example.org>"
+# Alice's mail passes DMARC at our server, so her replies join her case as hers (issue 10).
+ALICE_PASSES = (
+    f"Authentication-Results: {OUR_AUTHSERV_ID}; dmarc=pass header.from=example.org\r\n"
+).encode()
 REPORTS = 8  # unrelated new reports in the batch, besides Alice's thread
 
 
@@ -74,7 +79,7 @@ def ingestor(app: Flask, now: datetime) -> Ingestor:
     )
     db.session.add(MailboxState(name="ca", uidvalidity=UIDVALIDITY, last_uid=0))
     db.session.commit()
-    built = _ingestor("ca", acknowledge=False)
+    built = _ingestor("ca", acknowledge=False, authserv_id=OUR_AUTHSERV_ID)
     assert built.workers == 0
     return built
 
@@ -89,15 +94,17 @@ def batch(now: datetime, *, poison_at: int | None = None) -> tuple[list[Incoming
     """
     reference = format_reference(now.year, 2)
     raws = [
-        make_mail(
+        ALICE_PASSES
+        + make_mail(
             "Harassment on my talk page",
             sender=ALICE,
             message_id="<report.1@example.org>",
             attachments=[("evidence.txt", "text/plain", b"screenshots follow")],
         ),
         *(make_mail(f"Report {n}", sender=f"person{n}@example.net") for n in range(REPORTS)),
-        make_mail(f"Re: [{reference}] more details", sender=ALICE),
-        make_mail(
+        ALICE_PASSES + make_mail(f"Re: [{reference}] more details", sender=ALICE),
+        ALICE_PASSES
+        + make_mail(
             "Re: Harassment on my talk page",
             sender="alice@example.org",
             in_reply_to="<report.1@example.org>",

@@ -316,15 +316,17 @@ def test_a_party_quoting_the_reference_joins_the_case(
     sync(runner)
     case_id, reference = first_case()
 
-    # A variant of the same address (case, +tag) is the same party.
+    # A variant of the same address (case, +tag) is the same party. Her DMARC passes at our
+    # server, so she speaks as the party (without it: test_mailbridge_senders.py).
     imap_account.append(
-        make_mail(f"More evidence [{reference}]", sender="Cara <Cara+oa@Example.net>")
+        b"Authentication-Results: mx.example.org; dmarc=pass header.from=example.net\r\n"
+        + make_mail(f"More evidence [{reference}]", sender="Cara <Cara+oa@Example.net>")
     )
     sync(runner)
 
     first, second = inbound()
     assert second.case_id == case_id
-    assert second.flag_reason is None
+    assert (second.flag_reason, second.sender_verified) == (None, True)
     assert db.session.scalar(select(func.count()).select_from(Case)) == 1
 
 

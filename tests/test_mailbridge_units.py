@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from mailbridge import oversized
+from mailbridge.authresults import our_results
 from mailbridge.automatic import classify
 from mailbridge.charsets import decode_bytes, decode_words, known_codec, storable
 from mailbridge.config import BridgeSettings, parse_imap_url
 from mailbridge.dedup import REUSED_MESSAGE_ID, Identity, KnownRows
 from mailbridge.errors import MailboxConfigError, MailboxUnavailable
 from mailbridge.fingerprint import content_fingerprint
-from mailbridge.headers import auth_results, message_id, message_ids
+from mailbridge.headers import message_id, message_ids
 from mailbridge.parse import parse_mail
 from mailbridge.sync import ResyncGuard
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
@@ -132,14 +133,17 @@ def test_message_ids_are_normalised() -> None:
     assert references_in("Re: [oa-2026-000123] again, OA-2026-000123") == ["OA-2026-000123"]
 
 
-def test_only_the_top_authentication_results_count() -> None:
+def test_only_our_servers_authentication_results_count() -> None:
+    """More in test_mailbridge_authresults.py (issue 10)."""
     headers = [
         "mx.example.org; spf=pass (ok) smtp.mailfrom=x; dkim=fail; dkim=pass; dmarc=none",
         "evil.example; spf=pass; dkim=pass; dmarc=pass",
     ]
-    assert auth_results(headers) == {"spf": "pass", "dkim": "pass", "dmarc": "none"}
-    assert auth_results(headers[::-1], authserv_id="mx.example.org")["dmarc"] == "none"
-    assert auth_results([], None) == {}
+    verdicts = {"spf": "pass", "dkim": "pass", "dmarc": "none"}
+    assert our_results(headers, "mx.example.org").verdicts == verdicts
+    assert our_results(headers[::-1], "mx.example.org").verdicts == verdicts
+    assert our_results(headers, None).verdicts == {}
+    assert our_results([], "mx.example.org").verdicts == {}
 
 
 # -- machine mail -----------------------------------------------------------------------------
@@ -273,10 +277,18 @@ def _mail(subject: str, sender: str, **headers: str) -> bytes:
 def test_threading_rules(
     subject: str, sender: str, headers: dict[str, str], case_id: int | None, linked: int | None
 ) -> None:
-    mail = parse_mail(_mail(subject, sender, **headers), arrived_at=NOW)
+    mail = parse_mail(_mail(subject, sender, **headers), arrived_at=NOW, authserv_id="mx")
     decision = decide(mail, _index(), team="trust_safety", secret="s")
     assert (decision.case_id, decision.linked_case_id) == (case_id, linked)
-    assert (decision.flag is not None) == (linked is not None)
+    assert (decision.flag is not None) == (linked is not None or case_id is not None)
+    if case_id is not None:  # a party's address, but nothing proves the party wrote it
+        assert (decision.verified, decision.flag) == (False, NOT_VERIFIED)
+
+
+NOT_VERIFIED = (
+    "sender not verified: the From is a party's address, but nothing proves the party wrote "
+    "it (no DMARC pass at our mail server, no reply to our mail to that address)"
+)
 
 
 def test_a_signed_id_is_trusted_only_for_its_recipient() -> None:

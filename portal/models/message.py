@@ -86,6 +86,11 @@ class Message(Base):
     uid: Mapped[int | None] = mapped_column(BigInteger)
     dedup_key: Mapped[str | None] = mapped_column(String(998))
     auth_results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Inbound mail: whether something proves the From wrote it (our server's DMARC pass for
+    # its domain, or a reply to our signed Message-ID for that address; mailbridge.senders).
+    # False: filed as evidence, and no automatic step acts on it as that person. None: not
+    # mail the bridge judged (the web, our own mail, rows from before the check existed).
+    sender_verified: Mapped[bool | None]
 
     auto_submitted: Mapped[bool] = mapped_column(default=False)
     bounce: Mapped[bool] = mapped_column(default=False)

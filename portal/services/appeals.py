@@ -107,6 +107,9 @@ class Filed(StrEnum):
     NOT_NEW = "not_new"
     #: mail only: automatic mail, a bounce, or a From that failed DMARC: never answered
     IGNORED = "ignored"
+    #: mail only: the From is a party's, but nothing proves the party wrote it (see
+    #: ``Message.sender_verified``): nothing is sent; the inquiry waits for staff, linked
+    UNVERIFIED = "unverified"
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,12 @@ def appeal_from_mail(
     unconfirmed appeal is in no queue); following the link reopens it as the appeal case. Mail
     naming no reference stays an open inquiry for staff to match by hand.
 
+    A From that is a party's address acts as that party only when the bridge verified it
+    (``message.sender_verified``: our server's DMARC pass for its domain, or a reply to our
+    mail to that address). Otherwise anyone could have written it: a link would reach the
+    party for an appeal they never wrote, with reasons they never gave. So nothing is sent,
+    and the inquiry stays open, linked to the case and flagged, for staff (UNVERIFIED).
+
     Idempotent: calling it again for the same message changes nothing. The caller commits,
     then delivers ``outbound_ids``; when the result is CONFIRMATION_SENT or REFUSED, that
     answer can stand in for the bridge's own acknowledgement.
@@ -441,9 +450,12 @@ def appeal_from_mail(
         log.info("appeal mail #%s matched no party of any case", message.id)
         return FilingResult(Filed.NO_MATCH)
 
-    role, address = party
     if inquiry.linked_case_id is None:
         inquiry.linked_case_id = case.id
+    if message.sender_verified is not True:
+        return _unverified(session, message, case, now=now)
+
+    role, address = party
     filed_at = message.created_at or now
     appeal = Appeal(
         case_id=case.id,
@@ -473,6 +485,25 @@ def appeal_from_mail(
     # (confirming reopens the inquiry as the appeal, see _open_appeal_case).
     inquiry.status = CaseStatus.CLOSED
     return result
+
+
+def _unverified(session: Session, message: Message, case: Case, *, now: datetime) -> FilingResult:
+    """A party's address in From, and nothing more: staff decide, nothing goes out."""
+    note = (
+        f"sender not verified: names {case.reference} as an appeal by one of its parties, but "
+        "nothing proves that party wrote it; no confirmation link was sent (check with them)"
+    )
+    message.flag_reason = f"{message.flag_reason}; {note}" if message.flag_reason else note
+    audit.record(
+        session,
+        actor="mailbridge",
+        action="appeal.unverified",
+        case_id=case.id,
+        details={"channel": Channel.MAIL, "message_id": message.id},
+        now=now,
+    )
+    log.info("appeal mail #%s names %s but its sender is not verified", message.id, case.reference)
+    return FilingResult(Filed.UNVERIFIED)
 
 
 def _is_new_appeal_mail(session: Session, message: Message, inquiry: Case | None) -> bool:
