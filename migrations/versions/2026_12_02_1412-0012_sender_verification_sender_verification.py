@@ -1,7 +1,7 @@
 """messages.sender_verified: whether something proves an inbound mail's From wrote it
 
 Revision ID: 0012_sender_verification
-Revises: 0015_deploy
+Revises: 0011_deploy
 Create Date: 2026-12-02 14:12:20.010306
 
 Added in place, outside a batch: on SQLite a batch rebuilds `messages` and loses its FTS5
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0012_sender_verification"
-down_revision = "0015_deploy"
+down_revision = "0011_deploy"
 branch_labels = None
 depends_on = None
 

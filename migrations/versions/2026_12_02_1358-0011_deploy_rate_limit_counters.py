@@ -1,7 +1,7 @@
 """rate limit counters
 
-Revision ID: 0015_deploy
-Revises: 0011_staff_sessions
+Revision ID: 0011_deploy
+Revises: 0010_staff_sessions
 Create Date: 2026-12-02 13:58:33.998469
 
 `rate_limit_counters` holds Flask-Limiter's fixed windows when
@@ -14,8 +14,8 @@ from alembic import op
 import portal.models.base  # noqa: F401  (revisions may use the models' column types)
 
 # revision identifiers, used by Alembic.
-revision = "0015_deploy"
-down_revision = "0011_staff_sessions"
+revision = "0011_deploy"
+down_revision = "0010_staff_sessions"
 branch_labels = None
 depends_on = None
 

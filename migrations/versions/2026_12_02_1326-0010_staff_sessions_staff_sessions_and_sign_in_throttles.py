@@ -1,6 +1,6 @@
 """staff sessions and sign-in throttles
 
-Revision ID: 0011_staff_sessions
+Revision ID: 0010_staff_sessions
 Revises: 0009_jobs
 Create Date: 2026-12-02 13:26:26.972943
 
@@ -15,7 +15,7 @@ from alembic import op
 import portal.models.base  # noqa: F401  (revisions may use the models' column types)
 
 # revision identifiers, used by Alembic.
-revision = "0011_staff_sessions"
+revision = "0010_staff_sessions"
 down_revision = "0009_jobs"
 branch_labels = None
 depends_on = None
