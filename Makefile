@@ -60,9 +60,14 @@ system-packages: ## Install Dovecot and Chromium from Debian when missing
 migrate: $(VENV)/.installed ## Apply database migrations (SQLite under instance/ by default)
 	$(BIN)/flask --app wsgi db upgrade
 
-run: migrate ## Serve the portal on http://127.0.0.1:5000 with SQLite, and the mail delivery worker
-	@$(BIN)/flask --app wsgi outbox run & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+# Links in mail follow the address `make run` serves on, unless PORTAL_PUBLIC_URL is set (in the
+# environment or in .env).
+run: migrate ## Serve the portal on http://HOST:PORT (127.0.0.1:5000) with SQLite, and the mail delivery worker
+	@if [ -z "$${PORTAL_PUBLIC_URL:-}" ] && ! grep -qs '^ *PORTAL_PUBLIC_URL=' .env; then \
+		export PORTAL_PUBLIC_URL="http://$(HOST):$(PORT)"; fi; \
+	$(BIN)/flask --app wsgi outbox run & worker=$$!; \
+	$(BIN)/flask --app wsgi first-steps --wait & steps=$$!; \
+	trap 'kill $$worker $$steps 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 serve: $(VENV)/.installed ## gunicorn as in production (deploy/gunicorn.conf.py) on HOST:PORT; no migrate, no workers

@@ -15,6 +15,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from portal import first_steps
 from portal.backup import BackupError, create_backup, restore_backup
 from portal.backup.snapshot import megabytes
 from portal.config import get_settings
@@ -274,3 +275,4 @@ def backup_restore(directory: Path) -> None:
 def register_cli(app: Flask) -> None:
     for group in (cases_cli, staff_cli, outbox_cli, audit_cli, lockouts_cli, backup_cli):
         app.cli.add_command(group)
+    first_steps.register(app)
