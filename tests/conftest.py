@@ -81,9 +81,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """
     if "database_kind" not in metafunc.fixturenames:
         return
-    only = [
-        kind for kind in DATABASES if metafunc.definition.get_closest_marker(f"{kind}_only")
-    ]
+    only = [kind for kind in DATABASES if metafunc.definition.get_closest_marker(f"{kind}_only")]
     selected = selected_databases()
     params = [pytest.param(kind, id=kind) for kind in selected if not only or kind in only]
     if not params:
