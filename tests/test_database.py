@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Case, StaffUser
+from portal.models.base import utcnow
 from portal.models.case import format_reference
 from portal.policy import ActionType
 from portal.services.cases import RequestSubmission, open_request
@@ -91,3 +93,19 @@ def test_a_database_restart_costs_no_request_a_500(
 
     assert client.get(f"/staff/cases/{case.id}").status_code == 200
     assert client.get("/staff/").status_code == 200
+
+
+def test_a_failed_statement_carries_no_values(app: object) -> None:
+    """A refused INSERT's message (which the bridge and the error log print) names the
+    statement, never its values: they are mail bodies, addresses and password hashes."""
+    now = utcnow()
+    db.session.add(Case(reference="OA-2026-000001", created_at=now, updated_at=now))
+    db.session.commit()
+    db.session.add(
+        Case(reference="OA-2026-000001", summary="zebra-42 secret", created_at=now, updated_at=now)
+    )
+    with pytest.raises(IntegrityError) as refused:
+        db.session.commit()
+    db.session.rollback()
+    assert "zebra-42" not in str(refused.value)
+    assert "parameters hidden" in str(refused.value)
