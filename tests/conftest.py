@@ -173,7 +173,7 @@ def database_url(
     try:
         yield server.url(name)
     finally:
-        server.drop_database_soon(name)
+        server.drop_database(name)
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def new_database(
     yield make
     for name in made:
         assert server is not None
-        server.drop_database_soon(name)
+        server.drop_database(name)
 
 
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:

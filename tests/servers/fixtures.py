@@ -35,7 +35,12 @@ from tests.servers.browser import (
     launch_chromium,
 )
 from tests.servers.dovecot import DovecotServer, dovecot_installed, start_dovecot
-from tests.servers.postgres import PostgresServer, postgres_installed, start_postgres
+from tests.servers.postgres import (
+    PostgresServer,
+    postgres_installed,
+    scratch_root,
+    start_postgres,
+)
 from tests.servers.smtp import SmtpServer
 
 if TYPE_CHECKING:
@@ -147,12 +152,12 @@ def imap_account(dovecot: DovecotServer) -> ImapAccount:
 def postgresql(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """One private PostgreSQL cluster for the whole session, always stopped afterwards.
 
-    In a ``tempfile`` directory under /tmp, like Dovecot's: as root, the cluster belongs to
-    the ``postgres`` user, who cannot traverse pytest's 0700 temp root. Kept when tests
-    failed, for its postgres.log.
+    In a ``tempfile`` directory of its own, like Dovecot's (as root, the cluster belongs to
+    the ``postgres`` user, who cannot traverse pytest's 0700 temp root), in memory where
+    there is room (see ``scratch_root``). Kept when tests failed, for its postgres.log.
     """
     _require(postgres_installed(), "postgresql")
-    base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-"))
+    base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-", dir=scratch_root()))
     server = start_postgres(base_dir)
     # Safety net: never leave a server behind, even if pytest dies before teardown.
     atexit.register(server.stop)
