@@ -182,19 +182,19 @@ def new_database(
 ) -> Iterator[Callable[[str], str]]:
     """Make empty databases (no tables: for migrations), each named once per test; returns
     a callable giving the new database's URL. On PostgreSQL they are dropped afterwards."""
+    server: PostgresServer | None = (
+        request.getfixturevalue("postgresql") if database_kind == "postgresql" else None
+    )
     made: list[str] = []
 
     def make(name: str) -> str:
-        if database_kind == "sqlite":
+        if server is None:
             return f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
         full_name = f"test_{next(_database_numbers)}_{name}"
         server.create_database(full_name)
         made.append(full_name)
         return server.url(full_name)
 
-    server: PostgresServer | None = (
-        request.getfixturevalue("postgresql") if database_kind == "postgresql" else None
-    )
     yield make
     for name in made:
         assert server is not None
