@@ -24,7 +24,7 @@ from tests.conftest import make_app
 from tests.factories import Auth
 from tests.servers.postgres import PostgresServer
 
-FILERS = 4
+FILERS = 3
 CASES_PER_FILER = 10
 
 
