@@ -96,6 +96,7 @@ class PostgresServer:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         password_file = self.base_dir / "password"
+        password_file.touch(mode=0o600)
         password_file.write_text(self.password + "\n")
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
