@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -46,9 +47,7 @@ def _file_requests(tmp: str, number: int, start: multiprocessing.Event) -> None:
         db.engine.dispose()
 
 
-def test_concurrent_filing_gives_unique_consecutive_references(
-    tmp_path: Path, app: object, database_url: str
-) -> None:
+def test_concurrent_filing_gives_unique_consecutive_references(tmp_path: Path, app: Flask) -> None:
     """Several workers filing at once never share a reference; with no filing failing, none
     is skipped either (a filing rolled back after it was numbered leaves a gap on PostgreSQL,
     see the README)."""
@@ -95,7 +94,7 @@ def test_a_database_restart_costs_no_request_a_500(
     assert client.get("/staff/").status_code == 200
 
 
-def test_a_failed_statement_carries_no_values(app: object) -> None:
+def test_a_failed_statement_carries_no_values(app: Flask) -> None:
     """A refused INSERT's message (which the bridge and the error log print) names the
     statement, never its values: they are mail bodies, addresses and password hashes."""
     now = utcnow()
