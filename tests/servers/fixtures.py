@@ -154,7 +154,8 @@ def postgresql(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
 
     In a ``tempfile`` directory of its own, like Dovecot's (as root, the cluster belongs to
     the ``postgres`` user, who cannot traverse pytest's 0700 temp root), in memory where
-    there is room (see ``scratch_root``). Kept when tests failed, for its postgres.log.
+    there is room (see ``scratch_root``). When tests failed its postgres.log is kept, not
+    its data (in memory, that would hold on to the RAM until the next reboot).
     """
     _require(postgres_installed(), "postgresql")
     base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-", dir=scratch_root()))
@@ -166,6 +167,7 @@ def postgresql(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     finally:
         server.stop()
         atexit.unregister(server.stop)
+        shutil.rmtree(server.data_dir, ignore_errors=True)
         if not request.session.testsfailed:
             shutil.rmtree(base_dir, ignore_errors=True)
 
