@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# Debian packages the tests start for real: an IMAP server and a browser.
-TEST_PACKAGES := dovecot-imapd chromium
+# Debian packages the tests start for real: an IMAP server, a browser and PostgreSQL.
+TEST_PACKAGES := dovecot-imapd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -44,10 +44,11 @@ build-packages: ## Install what PyICU builds with (ICU headers, pkg-config, a C+
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-system-packages: ## Install Dovecot and Chromium from Debian when missing
+system-packages: ## Install Dovecot, Chromium and PostgreSQL from Debian when missing
 	@missing=""; \
 	[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq; \
@@ -81,7 +82,11 @@ format: $(VENV)/.installed-test ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install-test lint ## Lint, then the whole test suite against real servers
+# Which databases `make test` covers: sqlite, postgresql or both (each database test runs twice).
+PORTAL_TEST_DATABASE ?= both
+export PORTAL_TEST_DATABASE
+
+test: install-test lint ## Lint, then the whole suite on SQLite and PostgreSQL against real servers
 	$(BIN)/pytest
 
 bench: install-test ## Run the benchmarks (see bench/README.md; the inbox seed takes ~6 min, 2.5 GB)

@@ -175,7 +175,13 @@ def configure(app: Flask, overrides: Mapping[str, Any] | None = None) -> Setting
     )
     # A failed statement's message must not carry its values into the logs: they are mail
     # bodies, addresses and password hashes.
-    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {}).setdefault("hide_parameters", True)
+    engine_options = config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    engine_options.setdefault("hide_parameters", True)
+    if not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        # A database server restarted (or failed over) has closed every pooled connection:
+        # test each one before handing it out, or every worker answers its next request
+        # with a 500. SQLite has no server to lose.
+        engine_options.setdefault("pool_pre_ping", True)
     config["OUTBOX_DIR"] = config["OUTBOX_DIR"] or str(instance / "outbox")
     config["BLOB_DIR"] = config["BLOB_DIR"] or str(instance / "blobs")
     refusals = production.check(config, secret_key_generated=not config["SECRET_KEY"])

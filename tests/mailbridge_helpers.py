@@ -19,9 +19,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from click.testing import Result
 from flask.testing import FlaskCliRunner
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from mailbridge.cli import cli as mailbridge_cli
 from mailbridge.prepare import IncomingMail
@@ -94,7 +95,12 @@ def sync(runner: FlaskCliRunner, *args: str) -> Result:
 
 
 def bridge_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """Environment for a ``flask --app wsgi`` subprocess writing only under ``tmp_path``."""
+    """Environment for a ``flask --app wsgi`` subprocess writing only under ``tmp_path``.
+
+    Tests whose process reaches the database pass its ``PORTAL_DATABASE_URL`` (the test's
+    ``database_url``, or a ``new_database``); the SQLite default serves the commands that
+    stop before they open it (a refused login, a malformed URL).
+    """
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -150,17 +156,34 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         proc.wait(timeout=10)
 
 
-def db_count(database: Path, sql: str = "SELECT count(*) FROM messages") -> int:
-    """A count from the bridge's SQLite file, read-only, without holding it open."""
-    if not database.exists():
-        return 0
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(connection.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # tables not created yet
-    finally:
-        connection.close()
+def db_count(url: str, sql: str = "SELECT count(*) FROM messages") -> int:
+    """A count from the database at ``url`` (SQLite or PostgreSQL), read without holding it
+    open; 0 while the tables are not created yet."""
+    parts = make_url(url)
+    if parts.get_backend_name() == "sqlite":
+        database = Path(parts.database or "")
+        if not database.exists():
+            return 0
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(connection.execute(sql).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0  # tables not created yet
+        finally:
+            connection.close()
+    with psycopg.connect(
+        host=parts.host,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        dbname=parts.database,
+        autocommit=True,
+    ) as connection:
+        try:
+            row = connection.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -267,6 +267,7 @@ def test_appeals_are_routed_and_the_route_is_recorded(
     team: str,
     route: str,
 ) -> None:
+    fields = dict(fields)  # the parameter's dict is shared by the run on each database
     team_override = fields.pop("team", None)
     case = decided_case(create_case, decider, action=action, **fields)
     if team_override:

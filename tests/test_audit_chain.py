@@ -172,11 +172,13 @@ def test_a_malformed_anchor_is_a_usage_error(runner: FlaskCliRunner) -> None:
 
 
 def test_production_refuses_to_start_without_an_audit_key(tmp_path: Path) -> None:
+    unused = "sqlite://"  # the check comes before any database is opened
     with pytest.raises(ConfigurationError, match="PORTAL_AUDIT_KEY"):
-        make_app(tmp_path, ENV="production")
+        make_app(tmp_path, ENV="production", SQLALCHEMY_DATABASE_URI=unused)
     make_app(
         tmp_path,
         ENV="production",
         AUDIT_KEY="kept in the secrets store",
         RATELIMIT_STORAGE_URI="database://",
+        SQLALCHEMY_DATABASE_URI=unused,
     )

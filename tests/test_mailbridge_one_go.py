@@ -154,6 +154,7 @@ def assert_filed_and_threaded(reference: str, *, skip_subject: str | None = None
     assert list(audit.broken_links(db.session)) == []
 
 
+@pytest.mark.sqlite_only
 def test_a_batch_is_filed_with_one_insert_per_table(
     ingestor: Ingestor, now: datetime, inserts: Counter[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -183,6 +184,7 @@ def test_a_batch_is_filed_with_one_insert_per_table(
     assert db.session.scalars(select(MailboxState)).one().last_uid == len(mails)
 
 
+@pytest.mark.sqlite_only
 def test_acknowledged_mail_is_filed_in_one_go_too_within_the_daily_limit(
     ingestor: Ingestor, now: datetime, inserts: Counter[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -234,6 +236,7 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mailbridge.ingest, "decide", failing_decide)
 
 
+@pytest.mark.sqlite_only
 def test_a_failing_message_sends_the_batch_round_message_by_message(
     ingestor: Ingestor,
     now: datetime,
@@ -257,7 +260,21 @@ def test_a_failing_message_sends_the_batch_round_message_by_message(
     assert len(warnings) == 1
     assert "ValueError" in warnings[0].getMessage()
     assert inserts["messages"] >= len(mails)  # filed again, one message at a time
+    _assert_the_bad_message_alone_is_kept_unfiled(tally, mails, reference)
 
+
+def test_a_failing_message_is_kept_unfiled_and_the_rest_are_filed(
+    ingestor: Ingestor, now: datetime, poison: None
+) -> None:
+    """The same promise where batches are always filed message by message (PostgreSQL)."""
+    mails, reference = batch(now, poison_at=2)
+    tally = ingestor.ingest_batch(mails, uidvalidity=UIDVALIDITY, cursor_uid=len(mails))
+    _assert_the_bad_message_alone_is_kept_unfiled(tally, mails, reference)
+
+
+def _assert_the_bad_message_alone_is_kept_unfiled(
+    tally: Any, mails: list[IncomingMail], reference: str
+) -> None:
     assert tally.new == len(mails)
     assert tally.flagged == 2  # the stranger and the poison
     stored = inbound()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,12 +38,6 @@ INBOUND = "SELECT count(*) FROM messages WHERE direction = 'inbound'"
 
 
 @pytest.fixture
-def database(app: Flask) -> Path:
-    """The schema made by the ``app`` fixture (create_all); the subprocess writes into it."""
-    return Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
-
-
-@pytest.fixture
 def running(tmp_path: Path) -> Iterator[list[object]]:
     """Processes a test starts; whatever happens, none outlives the test."""
     processes: list[object] = []
@@ -53,11 +47,19 @@ def running(tmp_path: Path) -> Iterator[list[object]]:
 
 
 def test_sigkill_mid_sync_then_restart_stores_every_message_exactly_once(
-    tmp_path: Path, imap_account: ImapAccount, running: list[object]
+    tmp_path: Path,
+    imap_account: ImapAccount,
+    running: list[object],
+    new_database: Callable[[str], str],
 ) -> None:
     total = 300
-    database = tmp_path / "bridge.sqlite3"
-    env = bridge_env(tmp_path, PORTAL_IMAP_CA_URL=imap_account.url(), PORTAL_MAIL_FETCH_BATCH="10")
+    database = new_database("bridge")
+    env = bridge_env(
+        tmp_path,
+        PORTAL_DATABASE_URL=database,
+        PORTAL_IMAP_CA_URL=imap_account.url(),
+        PORTAL_MAIL_FETCH_BATCH="10",
+    )
     upgraded = flask(["db", "upgrade", "heads"], env)
     assert upgraded.returncode == 0, upgraded.stderr
     append_all(
@@ -89,7 +91,7 @@ def test_sigkill_mid_sync_then_restart_stores_every_message_exactly_once(
 def test_idle_delivers_new_mail_without_waiting_for_a_poll_and_sigterm_stops_cleanly(
     tmp_path: Path,
     app: Flask,
-    database: Path,
+    database_url: str,
     imap_account: ImapAccount,
     smtp: SmtpServer,
     running: list[object],
@@ -97,7 +99,7 @@ def test_idle_delivers_new_mail_without_waiting_for_a_poll_and_sigterm_stops_cle
     queued_id = _queue_a_reply(app, to="waiting@example.net")
     env = bridge_env(
         tmp_path,
-        PORTAL_DATABASE_URL=f"sqlite:///{database}",
+        PORTAL_DATABASE_URL=database_url,
         PORTAL_IMAP_CA_URL=imap_account.url(),
         PORTAL_MAIL_POLL_SECONDS="300",
         PORTAL_MAIL_SERVER=smtp.host,
@@ -106,7 +108,7 @@ def test_idle_delivers_new_mail_without_waiting_for_a_poll_and_sigterm_stops_cle
     imap_account.append(make_mail("Before start", sender="early@example.net"))
     proc = start_flask(["mailbridge", "run"], env, tmp_path / "run.log")
     running.append(proc)
-    assert wait_until(lambda: db_count(database, INBOUND) == 1, timeout=30), _log(tmp_path)
+    assert wait_until(lambda: db_count(database_url, INBOUND) == 1, timeout=30), _log(tmp_path)
     # Mail queued before the bridge started (say, during an SMTP outage) goes out too.
     received = smtp.wait_for(2, timeout=10)
     assert {queued_id} <= {mail.message()["Message-ID"] for mail in received}
@@ -114,7 +116,7 @@ def test_idle_delivers_new_mail_without_waiting_for_a_poll_and_sigterm_stops_cle
 
     started = time.monotonic()
     imap_account.append(make_mail("During IDLE"))
-    assert wait_until(lambda: db_count(database, INBOUND) == 2, timeout=3), _log(tmp_path)
+    assert wait_until(lambda: db_count(database_url, INBOUND) == 2, timeout=3), _log(tmp_path)
     assert time.monotonic() - started < 3
 
     proc.send_signal(signal.SIGTERM)
@@ -144,14 +146,14 @@ def _queue_a_reply(app: Flask, *, to: str) -> str:
 
 def test_run_outlives_a_dovecot_restart(
     tmp_path: Path,
-    database: Path,
+    database_url: str,
     dovecot: DovecotServer,
     imap_account: ImapAccount,
     running: list[object],
 ) -> None:
     env = bridge_env(
         tmp_path,
-        PORTAL_DATABASE_URL=f"sqlite:///{database}",
+        PORTAL_DATABASE_URL=database_url,
         PORTAL_IMAP_CA_URL=imap_account.url(),
         PORTAL_MAIL_POLL_SECONDS="300",
         PORTAL_MAIL_RECONNECT_MAX_SECONDS="2",
@@ -159,7 +161,7 @@ def test_run_outlives_a_dovecot_restart(
     imap_account.append(make_mail("Before the outage"))
     proc = start_flask(["mailbridge", "run"], env, tmp_path / "run.log")
     running.append(proc)
-    assert wait_until(lambda: db_count(database, INBOUND) == 1, timeout=30), _log(tmp_path)
+    assert wait_until(lambda: db_count(database_url, INBOUND) == 1, timeout=30), _log(tmp_path)
 
     dovecot.stop()
     time.sleep(1.5)  # the bridge notices and starts backing off
@@ -167,7 +169,7 @@ def test_run_outlives_a_dovecot_restart(
     dovecot.restart()
     imap_account.append(make_mail("After the outage"))
 
-    assert wait_until(lambda: db_count(database, INBOUND) == 2, timeout=20), _log(tmp_path)
+    assert wait_until(lambda: db_count(database_url, INBOUND) == 2, timeout=20), _log(tmp_path)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
 

@@ -55,14 +55,13 @@ def silent() -> Iterator[SilentServer]:
 
 
 def test_a_web_request_never_waits_for_the_mail_server(
-    tmp_path: Path, silent: SilentServer
+    tmp_path: Path, database_url: str, silent: SilentServer
 ) -> None:
     """Seen: an SMTP server that accepts the connection and never answers kept a public form
     request hanging for 149 s. Now the request only queues; the worker gives up on the server
     after PORTAL_MAIL_TIMEOUT and leaves the mail queued."""
     app = make_app(tmp_path, MAIL_SERVER=silent.host, MAIL_PORT=silent.port, MAIL_TIMEOUT=1)
     with app.app_context():
-        db.create_all()
         client = app.test_client()
         response = post_form(client, "/requests/new", valid_request())
         assert response.status_code == 303

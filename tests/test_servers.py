@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import smtplib
+import tempfile
 import time
 from email.message import EmailMessage
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+import psycopg
 import pytest
 from flask import Flask, request
 
+from tests.servers import port_open
 from tests.servers.dovecot import DovecotServer
+from tests.servers.postgres import PostgresServer, scratch_root, start_postgres
 from tests.servers.smtp import SmtpServer
 
 if TYPE_CHECKING:
@@ -218,3 +225,31 @@ def test_browser_fills_and_submits_a_form(page: Page, live_server: LiveServer) -
     page.wait_for_url(live_server.url + "/submit")
     assert page.text_content("#result") == "Thanks, 12 chars"
     assert page.title() == "Done"
+
+
+def test_postgres_cluster_is_private_and_stops_by_its_pid(postgresql: PostgresServer) -> None:
+    """The session's cluster: never root's, reachable only with its password, on its own
+    port; a second cluster beside it stops by its PID, frees its port, and stops twice."""
+    with postgresql.connect() as connection:
+        assert connection.execute("SELECT current_setting('fsync')").fetchone() == ("off",)
+    if os.geteuid() == 0:
+        assert postgresql.data_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(
+            host=postgresql.host,
+            port=postgresql.port,
+            user="portal",
+            password="wrong",
+            dbname="postgres",
+            connect_timeout=5,
+        ).close()
+
+    other = start_postgres(Path(tempfile.mkdtemp(prefix="pytest-postgres-", dir=scratch_root())))
+    try:
+        assert other.port != postgresql.port
+        other.stop()
+        assert not other.running()
+        assert not port_open(other.host, other.port)
+        other.stop()  # idempotent
+    finally:
+        other.remove()

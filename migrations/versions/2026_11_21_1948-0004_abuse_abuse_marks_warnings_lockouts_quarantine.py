@@ -144,7 +144,9 @@ def upgrade():
     # triggers defined on it (search would silently stop indexing new mail).
     op.add_column(
         "messages",
-        sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.text("0")),
+        # sa.false(), not text("0"): SQLite gets the same `DEFAULT 0` as before, PostgreSQL
+        # a boolean `DEFAULT false` (it refuses an integer default for a boolean column).
+        sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.add_column(
         "messages",

@@ -110,15 +110,13 @@ def others_replying(
 ) -> list[StaffUser]:
     """Colleagues who opened the reply box of this case within ``window`` and have not sent."""
     now = now or utcnow()
+    # Each colleague once: an IN over their ids, not a DISTINCT over whole rows, which
+    # PostgreSQL refuses for the JSON roles column (json has no equality operator).
+    present = select(ReplyPresence.staff_id).where(
+        ReplyPresence.case_id == case.id,
+        ReplyPresence.staff_id != staff.id,
+        ReplyPresence.opened_at >= now - window,
+    )
     return list(
-        session.scalars(
-            select(StaffUser)
-            .join(ReplyPresence, ReplyPresence.staff_id == StaffUser.id)
-            .where(
-                ReplyPresence.case_id == case.id,
-                ReplyPresence.staff_id != staff.id,
-                ReplyPresence.opened_at >= now - window,
-            )
-            .distinct()
-        )
+        session.scalars(select(StaffUser).where(StaffUser.id.in_(present)).order_by(StaffUser.id))
     )

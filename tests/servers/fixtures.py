@@ -8,6 +8,8 @@ Fixtures:
     browser (session)      headless Debian Chromium through Playwright
     page                   a fresh browser context and page
     live_server            the ``app`` fixture served over HTTP for the browser
+    postgresql (session)   a private PostgreSQL cluster (tests/conftest.py gives each test
+                           its own database on it)
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ from tests.servers.browser import (
     launch_chromium,
 )
 from tests.servers.dovecot import DovecotServer, dovecot_installed, start_dovecot
+from tests.servers.postgres import (
+    PostgresServer,
+    postgres_installed,
+    scratch_root,
+    start_postgres,
+)
 from tests.servers.smtp import SmtpServer
 
 if TYPE_CHECKING:
@@ -135,6 +143,33 @@ def imap_account(dovecot: DovecotServer) -> ImapAccount:
     password = f"pw {secrets.token_hex(4)}@/%+"
     dovecot.add_user(user, password)
     return ImapAccount(server=dovecot, user=user, password=password)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgresql(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """One private PostgreSQL cluster for the whole session, always stopped afterwards.
+
+    In a ``tempfile`` directory of its own, like Dovecot's (as root, the cluster belongs to
+    the ``postgres`` user, who cannot traverse pytest's 0700 temp root), in memory where
+    there is room (see ``scratch_root``). When tests failed its postgres.log is kept, not
+    its data (in memory, that would hold on to the RAM until the next reboot).
+    """
+    _require(postgres_installed(), "postgresql")
+    base_dir = Path(tempfile.mkdtemp(prefix="pytest-postgres-", dir=scratch_root()))
+    server = start_postgres(base_dir)
+    # Safety net: never leave a server behind, even if pytest dies before teardown.
+    atexit.register(server.stop)
+    try:
+        yield server
+    finally:
+        server.stop()
+        atexit.unregister(server.stop)
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+        if not request.session.testsfailed:
+            shutil.rmtree(base_dir, ignore_errors=True)
 
 
 # -- SMTP ------------------------------------------------------------------------------------
