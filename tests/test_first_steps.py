@@ -21,7 +21,8 @@ def test_a_new_installation_is_told_how_to_make_its_first_account() -> None:
     assert "staff create you@example.org --role trust_safety --role admin" in text
     assert "http://127.0.0.1:5301/staff/login" in text
     assert "mail is written to instance/outbox/" in text
-    assert "PORTAL_IMAP_CA_URL" in text and "PORTAL_MAIL_AUTHSERV_ID" in text
+    assert "PORTAL_IMAP_CA_URL" in text
+    assert "PORTAL_MAIL_AUTHSERV_ID" in text
 
 
 def test_an_installation_with_staff_and_mail_is_told_where_things_are() -> None:
@@ -35,7 +36,8 @@ def test_an_installation_with_staff_and_mail_is_told_where_things_are() -> None:
     assert "2 staff account(s) exist" in text
     assert "staff create" not in text
     assert "SMTP server smtp.example.org" in text
-    assert "mailbridge sync --once" in text and "PORTAL_IMAP_CA_URL" not in text
+    assert "mailbridge sync --once" in text
+    assert "PORTAL_IMAP_CA_URL" not in text
 
 
 def test_the_command_reads_this_installation(
