@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from mailbridge.cli import cli as mailbridge_cli
 from portal.backup import references, snapshot
@@ -33,11 +32,13 @@ from portal.backup.manifest import BlobEntry, DatabaseDump, Manifest, ManifestEr
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, Job
-from portal.policy import ActionType
-from portal.services.cases import RequestSubmission, open_request
 from portal.storage import BlobStore
 from tests.conftest import csrf_token, make_app, work_outbox
 from tests.mailbridge_helpers import db_count, make_mail, wait_until
+
+# These tests build and restore SQLite files; the PostgreSQL path (pg_dump, pg_restore) has its
+# own test in test_backup_postgresql.py.
+pytestmark = pytest.mark.sqlite_only
 
 ROOT = Path(__file__).resolve().parent.parent
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -108,8 +109,10 @@ def backup(runner: FlaskCliRunner, directory: Path) -> Any:
 
 
 def fresh_app(tmp_path: Path, name: str = "restored") -> Flask:
+    """An app on a new, empty SQLite file and blob store: where a backup is restored."""
     (tmp_path / name).mkdir()
-    return make_app(tmp_path / name, **WRITER_CONFIG)
+    url = f"sqlite:///{tmp_path / name / 'portal.sqlite3'}"
+    return make_app(tmp_path / name, SQLALCHEMY_DATABASE_URI=url, **WRITER_CONFIG)
 
 
 def in_app(app: Flask, *args: str) -> Any:
@@ -389,7 +392,7 @@ def test_a_backup_taken_under_load_restores_consistent(
 ) -> None:
     """Three processes file requests, mail with attachments and appeals with documents while
     the backup runs; the restored copy's audit chain is intact and every blob matches."""
-    database = database_file(app)
+    database = str(app.config["SQLALCHEMY_DATABASE_URI"])
     stop = tmp_path / "stop"
     writers = {
         kind: start_writer(kind, tmp_path, stop, tmp_path / f"writer-{kind}.log")
@@ -440,73 +443,3 @@ def test_a_backup_taken_under_load_restores_consistent(
         path = staging / entry["key"] / str(entry["index"])
         assert sha256(path.read_bytes()) == entry["sha256"]
     dispose(restored)
-
-
-# -- PostgreSQL -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgresql_urls(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """Two empty PostgreSQL databases (source, target) on the test server, when the suite has
-    one: the fixture ``postgresql_url`` (tests/servers) gives an empty database per test."""
-    try:
-        source = str(request.getfixturevalue("postgresql_url"))
-    except pytest.FixtureLookupError:
-        pytest.skip("no PostgreSQL test server in this suite (fixture postgresql_url)")
-    url = make_url(source)
-    target = url.set(database=f"{url.database}_restored")
-    engine = create_engine(source, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    engine.dispose()
-    return source, target.render_as_string(hide_password=False)
-
-
-def new_case() -> Case:
-    case = open_request(
-        db.session,
-        RequestSubmission(
-            action=ActionType("global_ban"),
-            summary="Harassment across wikis",
-            requester_email="requester@example.org",
-            requester_name="Requester",
-        ),
-    )
-    db.session.commit()
-    return case
-
-
-def test_a_postgresql_backup_restores_whole(
-    tmp_path: Path, postgresql_urls: tuple[str, str]
-) -> None:
-    """pg_dump of an exported snapshot, pg_restore into an empty database."""
-    source_url, target_url = postgresql_urls
-    (tmp_path / "source").mkdir()
-    source = make_app(tmp_path / "source", SQLALCHEMY_DATABASE_URI=source_url, **WRITER_CONFIG)
-    with source.app_context():
-        db.create_all()
-        fill(source.test_cli_runner(), source.test_client(), new_case)
-        result = source.test_cli_runner().invoke(args=["backup", "create", str(tmp_path / "b")])
-        assert result.exit_code == 0, result.output
-        db.engine.dispose()
-    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert (manifest["database"]["dialect"], manifest["database"]["file"]) == (
-        "postgresql",
-        "database.pgdump",
-    )
-    assert len(manifest["blobs"]) == 3
-    assert len(manifest["staged"]) == 1
-
-    (tmp_path / "target").mkdir()
-    target = make_app(tmp_path / "target", SQLALCHEMY_DATABASE_URI=target_url, **WRITER_CONFIG)
-    result = restore(target, tmp_path / "b")
-    assert result.exit_code == 0, result.output
-    assert audit_verify(target).output.strip() == "audit trail intact"
-    store = BlobStore(Path(target.config["BLOB_DIR"]))
-    for entry in manifest["blobs"]:
-        assert sha256(store.read(entry["sha256"])) == entry["sha256"]
-    with target.app_context():
-        assert db.session.scalar(select(func.count(Case.id))) == manifest["counts"]["cases"]
-    assert work_outbox(target).jobs.done == 1  # the staged document came back too
-    dispose(target)
