@@ -98,7 +98,11 @@ def test_the_limit_is_a_setting(client: FlaskClient, app_config: dict[str, Any])
 
 def test_a_blob_directory_that_cannot_be_written_fails(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a directory")
-    app = make_app(tmp_path, BLOB_DIR=str(tmp_path / "a-file" / "blobs"))
+    app = make_app(
+        tmp_path,
+        BLOB_DIR=str(tmp_path / "a-file" / "blobs"),
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    )
     with app.app_context():
         db.create_all()
     response = app.test_client().get(URL)
@@ -135,7 +139,11 @@ def test_an_unreachable_database_fails_without_saying_where_it_is(tmp_path: Path
 
 
 def _statuses_with_a_default_limit(tmp_path: Path, queue: Any) -> None:
-    app = make_app(tmp_path, RATELIMIT_DEFAULT="2 per hour")
+    app = make_app(
+        tmp_path,
+        RATELIMIT_DEFAULT="2 per hour",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    )
     with app.app_context():
         db.create_all()
     client = app.test_client()

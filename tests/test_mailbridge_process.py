@@ -250,7 +250,6 @@ def test_sigkill_of_the_bridge_leaves_no_worker_behind(
     if not Path("/proc/self/environ").exists():
         pytest.skip("needs Linux /proc")
     marker = f"OA_TEST_BRIDGE={tmp_path.name}"
-    database = tmp_path / "bridge.sqlite3"
     env = bridge_env(
         tmp_path,
         PORTAL_IMAP_CA_URL=imap_account.url(),
@@ -265,7 +264,9 @@ def test_sigkill_of_the_bridge_leaves_no_worker_behind(
     )
     proc = start_flask(["mailbridge", "sync", "--once"], env, tmp_path / "sync.log")
     running.append(proc)
-    assert wait_until(lambda: db_count(database, INBOUND) > 0, timeout=60, interval=0.01)
+    assert wait_until(
+        lambda: db_count(env["PORTAL_DATABASE_URL"], INBOUND) > 0, timeout=60, interval=0.01
+    )
     helpers = {p for p in _marked(marker) if p[0] != proc.pid}
     assert len(helpers) >= 2, "the workers should be running mid-sync"
 

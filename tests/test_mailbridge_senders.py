@@ -314,7 +314,7 @@ def test_the_bridge_refuses_to_start_without_our_authserv_id(
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert "PORTAL_MAIL_AUTHSERV_ID" in line
-    assert db_count(tmp_path / "bridge.sqlite3") == 0
+    assert db_count(env["PORTAL_DATABASE_URL"]) == 0
 
 
 def test_a_malformed_authserv_id_is_refused(app: Flask, runner: FlaskCliRunner) -> None:

@@ -169,6 +169,10 @@ def test_the_sqlite_file_of_a_database_url(url: str, expected: str | None) -> No
     assert (str(found) if found else None) == expected
 
 
+# The checks come before any database is opened; these apps never open theirs.
+UNOPENED = "sqlite://"
+
+
 # -- the app refuses to start -------------------------------------------------------------
 
 
@@ -178,6 +182,7 @@ def test_production_refuses_to_start_with_a_generated_secret_key(tmp_path: Path)
             tmp_path,
             ENV="production",
             SECRET_KEY=None,
+            SQLALCHEMY_DATABASE_URI=UNOPENED,
             AUDIT_KEY="kept in the secrets store",
             RATELIMIT_STORAGE_URI="database://",
         )
@@ -186,7 +191,12 @@ def test_production_refuses_to_start_with_a_generated_secret_key(tmp_path: Path)
 
 def test_production_refuses_the_in_memory_rate_limit_store(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="PORTAL_RATELIMIT_STORAGE_URI"):
-        make_app(tmp_path, ENV="production", AUDIT_KEY="kept in the secrets store")
+        make_app(
+            tmp_path,
+            ENV="production",
+            AUDIT_KEY="kept in the secrets store",
+            SQLALCHEMY_DATABASE_URI=UNOPENED,
+        )
 
 
 def test_production_starts_with_everything_set(tmp_path: Path) -> None:
@@ -195,5 +205,6 @@ def test_production_starts_with_everything_set(tmp_path: Path) -> None:
         ENV="production",
         AUDIT_KEY="kept in the secrets store",
         RATELIMIT_STORAGE_URI="database://",
+        SQLALCHEMY_DATABASE_URI=UNOPENED,
     )
     assert app.config["ENV"] == "production"

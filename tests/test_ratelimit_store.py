@@ -8,12 +8,12 @@ database-backed store". This is the latter.
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from portal.extensions import db
 from portal.ratelimit_store import DatabaseStorage, counter_key, storage_uri
@@ -72,9 +72,7 @@ def test_clear_and_reset(storage: DatabaseStorage) -> None:
 
 def test_the_table_holds_no_address(storage: DatabaseStorage, app: Flask) -> None:
     storage.incr(KEY, 60)
-    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute("SELECT key FROM rate_limit_counters").fetchall()
+    rows = [tuple(row) for row in db.session.execute(text("SELECT key FROM rate_limit_counters"))]
     assert rows == [(counter_key(KEY),)]
     assert "exämple" not in rows[0][0]
 
@@ -121,7 +119,12 @@ def _file_requests(tmp_path: Path, config: dict[str, Any], times: int, statuses:
 def test_two_web_workers_share_one_limit(tmp_path: Path) -> None:
     """Two gunicorn workers are two processes on one database: one limit for both (with
     memory:// the second process would count from zero and file a third request)."""
-    config = {"RATELIMIT_STORAGE_URI": "database://", "REQUEST_RATE_LIMIT": "2 per hour"}
+    config = {
+        "RATELIMIT_STORAGE_URI": "database://",
+        "REQUEST_RATE_LIMIT": "2 per hour",
+        # A file both processes open (the limit is about processes, not a database kind).
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'workers.sqlite3'}",
+    }
     app = make_app(tmp_path, **config)
     with app.app_context():
         db.create_all()
