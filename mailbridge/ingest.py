@@ -60,7 +60,8 @@ from portal.config import Settings
 from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import Team, legally_open_channel
+from portal.policy.abuse import legally_open_channel
+from portal.policy.routing import Team
 from portal.services.abuse import LockoutScreen
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, aliased
 
 from portal.models import Case, CaseParty, Message, Reporter, Role, StaffUser
 from portal.models.message import Direction
-from portal.policy import MAILBOX_TEAMS, ActionType, Team
+from portal.policy.actions import ActionType
+from portal.policy.routing import MAILBOX_TEAMS, Team
 
 
 def visibility(user: StaffUser) -> ColumnElement[bool]:

@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from portal.models.case import REFERENCE_PATTERN, references_in
-from portal.policy import ActionType, CaseKind, Team
+from portal.policy.actions import ActionType, CaseKind
+from portal.policy.routing import Team
 
 APPEAL_WINDOW_MONTHS = 6
 DECISIONS = frozenset({"granted", "declined"})

@@ -22,7 +22,7 @@ from portal.extensions import db
 from portal.models import Appeal, AuditEvent, Case, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import Team
+from portal.policy.routing import Team
 from portal.services.appeal_checks import Confirmed
 from portal.services.appeals import (
     PURPOSE_CONFIRM,

@@ -33,7 +33,7 @@ from portal.backup.manifest import BlobEntry, DatabaseDump, Manifest, ManifestEr
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, Job
-from portal.policy import ActionType
+from portal.policy.actions import ActionType
 from portal.services.cases import RequestSubmission, open_request
 from portal.storage import BlobStore
 from tests.conftest import csrf_token, make_app, work_outbox

@@ -34,7 +34,7 @@ from portal.models import (
 )
 from portal.models.base import utcnow
 from portal.models.case import format_reference
-from portal.policy import Team
+from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.acks import ACK_PURPOSE
 from portal.services.cases import open_mail_case

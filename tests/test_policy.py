@@ -6,20 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.policy import (
+from portal.policy.actions import (
     LEGAL_TIMEZONE,
     RULES,
     ActionType,
     CaseKind,
     PriorAttempts,
     Priority,
-    Team,
     add_business_days,
     due_at,
     is_business_day,
     prior_attempts_required,
     rule_for,
 )
+from portal.policy.routing import Team
 
 PT = LEGAL_TIMEZONE
 

@@ -2,7 +2,7 @@
 
 Policy ("Abusive requests are not acceptable"): abusive reports lead to a warning; if they
 continue after it, a lock-out whose length follows seriousness, frequency, number and presumed
-intent. The rule lives in portal/policy.py; these rows record what staff decided and why.
+intent. The rule lives in portal/policy/abuse.py; these rows record what staff decided and why.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.models.base import Base, TimestampMixin
-from portal.policy import CaseKind, CaseStatus, Priority, Team
+from portal.policy.actions import CaseKind, CaseStatus, Priority
+from portal.policy.routing import Team
 
 if TYPE_CHECKING:
     from portal.models.message import Message

@@ -15,7 +15,7 @@ from portal.models.case import (
     SUMMARY_MAX_WORDS,
     URLS_MAX,
 )
-from portal.policy import RULES, ActionType, PriorAttempts, rule_for
+from portal.policy.actions import RULES, ActionType, PriorAttempts, rule_for
 from portal.services.cases import RequestSubmission
 from portal.text import parse_url_lines
 

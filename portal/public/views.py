@@ -11,15 +11,14 @@ from portal.config import get_settings
 from portal.errors import keep_input_on_csrf_error
 from portal.extensions import db, limiter
 from portal.models import Case, Lockout
-from portal.policy import (
-    RULES,
-    ActionType,
+from portal.policy.abuse import (
     Intent,
     LockoutFactors,
     LockoutProposal,
     Seriousness,
     propose_lockout_days,
 )
+from portal.policy.actions import RULES, ActionType
 from portal.public import bp
 from portal.public.forms import RequestForm
 from portal.services import abuse, acks, audit

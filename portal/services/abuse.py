@@ -1,7 +1,7 @@
 """Abuse handling: mark, warn, lock out, lift, and ask whether someone is locked out now.
 
 The order is the policy's: a first mark proposes a warning; a mark after a warning proposes a
-lockout, whose length comes from portal.policy.propose_lockout_days. Staff confirm or override
+lockout, whose length comes from portal.policy.abuse.propose_lockout_days. Staff confirm or override
 (with a written reason); everything is audited, with ids and never addresses.
 """
 
@@ -26,7 +26,7 @@ from portal.addresses import (
 from portal.config import Settings
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, StaffUser
 from portal.models.base import utcnow
-from portal.policy import (
+from portal.policy.abuse import (
     FREQUENCY_WINDOW,
     LOCKOUT_MAX_DAYS,
     AbuseCategory,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portal.config import Settings
 from portal.models import Case, OutboundMail
 from portal.models.base import utcnow
-from portal.policy import rule_for
+from portal.policy.actions import rule_for
 from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from portal.addresses import canonical_address
 from portal.appeals import AppellantRole, Assessment, DecisionFacts, Outcome, assess, window_start
 from portal.config import Settings
 from portal.models import Appeal, AppealState, Case, CaseParty
-from portal.services.inbox import OPEN_STATUSES
+from portal.policy.actions import OPEN_STATUSES
 
 # Not a secret: it namespaces the signature, so a confirmation link signed with the app's key
 # can never pass for a session cookie or a CSRF token signed with the same key (and back).

@@ -22,7 +22,8 @@ from portal.appeals import OUTCOME_LABELS, ROUTE_TEAM, Outcome, Route
 from portal.config import Settings
 from portal.models import Appeal, AppealState, Case, Role, StaffUser
 from portal.models.base import utcnow
-from portal.policy import CaseStatus, Team, rule_for
+from portal.policy.actions import CaseStatus, rule_for
+from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.case_actions import CaseActionError, record_change
 from portal.services.outbound import queue_template_mail

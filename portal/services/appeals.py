@@ -42,7 +42,7 @@ from portal.models import Appeal, AppealState, Attachment, Case, Message
 from portal.models.base import utcnow
 from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
-from portal.policy import CaseKind, CaseStatus, Priority, rule_for
+from portal.policy.actions import CaseKind, CaseStatus, Priority, rule_for
 from portal.services import audit, jobs
 from portal.services.appeal_checks import (
     Confirmed,

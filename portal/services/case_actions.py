@@ -16,7 +16,8 @@ from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseStatus, Priority, Team, due_at, rule_for
+from portal.policy.actions import ActionType, CaseStatus, Priority, due_at, rule_for
+from portal.policy.routing import Team
 from portal.services import audit
 
 DECISIONS = ("granted", "declined")

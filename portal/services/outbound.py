@@ -42,7 +42,7 @@ from portal.message_ids import make_message_id
 from portal.models import Case, Message, OutboundMail
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction, OutboxState
-from portal.policy import Team
+from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.bulk import add_with_id
 

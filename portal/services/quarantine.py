@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from portal.access import visibility
 from portal.models import Case, Message, StaffUser
 from portal.models.base import utcnow
-from portal.policy import MAILBOX_TEAMS, Team
+from portal.policy.routing import MAILBOX_TEAMS, Team
 from portal.services import audit
 from portal.services.cases import open_mail_case
 

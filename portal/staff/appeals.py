@@ -18,7 +18,7 @@ from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Case
 from portal.models.base import utcnow
-from portal.policy import CaseKind
+from portal.policy.actions import CaseKind
 from portal.services import appeal_review
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left

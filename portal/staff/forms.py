@@ -25,7 +25,8 @@ from wtforms.validators import (
 from portal.appeals import OUTCOME_LABELS
 from portal.forms import CleanForm, normalized_email, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
-from portal.policy import RULES, CaseStatus, Team
+from portal.policy.actions import RULES, CaseStatus
+from portal.policy.routing import Team
 
 REPLY_MAX_CHARS = 50_000
 

@@ -9,7 +9,7 @@ from portal.access import visible_teams
 from portal.extensions import db
 from portal.models import Role, StaffUser
 from portal.models.base import utcnow
-from portal.policy import RULES, CaseStatus
+from portal.policy.actions import RULES, CaseStatus
 from portal.search import SEARCH_HIT_LIMIT, hits_capped
 from portal.services import quarantine, unfiled
 from portal.services.inbox import InboxFilters, inbox_page, time_left
