@@ -47,7 +47,7 @@ from portal import create_app
 from portal.addresses import canonical_address
 from portal.extensions import db
 from portal.models import AuditEvent, Case, CaseParty, Message, Reporter
-from portal.models.case import NO_DUE_DATE, format_reference
+from portal.models.case import NO_DUE_DATE
 from portal.policy.actions import (
     OPEN_STATUSES,
     RULES,
@@ -57,6 +57,7 @@ from portal.policy.actions import (
     Priority,
     due_at,
 )
+from portal.policy.references import format_reference
 from portal.policy.routing import Team
 from portal.services import staff as staff_service
 from portal.services.audit import _digest as audit_digest

@@ -22,6 +22,7 @@ from dotenv import load_dotenv
 from flask import Flask, current_app
 
 from portal import production, ratelimit_store
+from portal.policy.appeals import APPEAL_CLOCK_DAYS, APPEAL_CONFIRM_HOURS
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,11 @@ DEFAULTS: dict[str, Any] = {
     # Where the public reaches the portal: links in mail (appeal confirmations) start here,
     # never from the Host header of a request, which the sender of the request controls.
     "PUBLIC_URL": "http://127.0.0.1:5000",
-    # Appeals: the review committee's policy clock, how long a confirmation link lives, and
-    # how often one connection (or one appellant address) may file or load the appeal pages.
-    "APPEAL_CLOCK_DAYS": 28,
-    "APPEAL_CONFIRM_HOURS": 48,
+    # Appeals: the review committee's policy clock and how long a confirmation link lives
+    # (the rules' own defaults, portal.policy.appeals), and how often one connection (or one
+    # appellant address) may file or load the appeal pages.
+    "APPEAL_CLOCK_DAYS": APPEAL_CLOCK_DAYS,
+    "APPEAL_CONFIRM_HOURS": APPEAL_CONFIRM_HOURS,
     "APPEAL_RATE_LIMIT": "10 per hour",
     "APPEAL_ADDRESS_RATE_LIMIT": "5 per day",
     "APPEAL_PAGE_RATE_LIMIT": "60 per hour",

@@ -13,11 +13,11 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, select
 
-from portal.appeals import AppellantRole
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, CaseParty, Message, StaffUser
 from portal.models.base import utcnow
+from portal.policy.appeals import AppellantRole
 from portal.services.appeal_checks import LINK_SALT, Confirmed
 from portal.services.appeals import (
     PURPOSE_CONFIRM,

@@ -33,7 +33,7 @@ from portal.models import (
     OutboundMail,
 )
 from portal.models.base import utcnow
-from portal.models.case import format_reference
+from portal.policy.references import format_reference
 from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.acks import ACK_PURPOSE

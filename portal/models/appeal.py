@@ -15,13 +15,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
-
-
-class AppealState:
-    PENDING = "pending"  # waiting for the link to be followed
-    REFUSED = "refused"  # the rules said no; the person was told why by mail
-    OPEN = "open"  # confirmed: in a reviewer's queue
-    DECIDED = "decided"
+from portal.policy.appeals import AppealState
 
 
 class Appeal(Base):

@@ -74,6 +74,9 @@ class Decision(StrEnum):
     DECLINED = "declined"
 
 
+DECISIONS: frozenset[str] = frozenset(Decision)
+
+
 class PriorAttempts(StrEnum):
     """How the policy treats attempts through local community processes for an action."""
 

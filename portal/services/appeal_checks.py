@@ -17,10 +17,18 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from portal.addresses import canonical_address
-from portal.appeals import AppellantRole, Assessment, DecisionFacts, Outcome, assess, window_start
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Case, CaseParty
+from portal.models import Appeal, Case, CaseParty
 from portal.policy.actions import OPEN_STATUSES
+from portal.policy.appeals import (
+    AppealState,
+    AppellantRole,
+    Assessment,
+    DecisionFacts,
+    Outcome,
+    assess,
+    window_start,
+)
 
 # Not a secret: it namespaces the signature, so a confirmation link signed with the app's key
 # can never pass for a session cookie or a CSRF token signed with the same key (and back).

@@ -18,11 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import get_visible_case, visible_cases
-from portal.appeals import OUTCOME_LABELS, ROUTE_TEAM, Outcome, Route
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Case, Role, StaffUser
+from portal.models import Appeal, Case, Role, StaffUser
 from portal.models.base import utcnow
 from portal.policy.actions import CaseStatus, rule_for
+from portal.policy.appeals import (
+    OUTCOME_LABELS,
+    ROUTE_LABELS,
+    ROUTE_TEAM,
+    AppealState,
+    Outcome,
+    Route,
+    route_of,
+)
 from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.case_actions import CaseActionError, record_change
@@ -36,11 +44,6 @@ DECIDER_ROLE: dict[Route, str] = {
     Route.COMMITTEE: Role.APPEALS_REVIEWER,
     Route.TRUST_SAFETY: Role.TRUST_SAFETY,
     Route.LEGAL: Role.LEGAL,
-}
-ROUTE_LABELS: dict[Route, str] = {
-    Route.COMMITTEE: "the case review committee",
-    Route.TRUST_SAFETY: "Trust & Safety",
-    Route.LEGAL: "the Legal team",
 }
 
 
@@ -90,10 +93,6 @@ class AppealsPanel:
     appeal_of: Case | None = None
 
 
-def _route(appeal: Appeal) -> Route:
-    return Route(appeal.route or Route.COMMITTEE)
-
-
 def decision_under_review(session: Session, user: StaffUser, case: Case) -> DecisionUnderReview:
     return DecisionUnderReview(
         case_id=case.id,
@@ -131,7 +130,7 @@ def why_cannot_decide(user: StaffUser, appeal: Appeal | None, original: Case | N
         return "The appellant has not confirmed this appeal, so it is not open for review."
     if original.decided_by_id is not None and original.decided_by_id == user.id:
         return "You made the decision under appeal, so a colleague must decide its appeal."
-    route = _route(appeal)
+    route = route_of(appeal.route)
     if not user.has_role(DECIDER_ROLE[route]):
         return f"This appeal is with {ROUTE_LABELS[route]}, so only they can decide it."
     return None
@@ -227,7 +226,7 @@ def refer_to_committee(
     appeal = appeal_of_case(session, appeal_case)
     if appeal is None or appeal.state != AppealState.OPEN:
         raise AppealError("Only an open, confirmed appeal can be referred to the committee.")
-    route = _route(appeal)
+    route = route_of(appeal.route)
     if route is Route.COMMITTEE:
         raise AppealError("This appeal is with the case review committee already.")
     if not staff.has_role(DECIDER_ROLE[route]):

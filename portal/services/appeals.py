@@ -29,20 +29,21 @@ from typing import Any
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.appeals import (
-    ROUTE_TEAM,
-    AppellantRole,
-    Assessment,
-    Route,
-    format_day,
-    named_reference,
-)
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Attachment, Case, Message
+from portal.models import Appeal, Attachment, Case, Message
 from portal.models.base import utcnow
 from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
 from portal.policy.actions import CaseKind, CaseStatus, Priority, rule_for
+from portal.policy.appeals import (
+    ROUTE_TEAM,
+    AppealState,
+    AppellantRole,
+    Assessment,
+    Route,
+    format_day,
+)
+from portal.policy.references import named_reference
 from portal.services import audit, jobs
 from portal.services.appeal_checks import (
     Confirmed,

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, Reporter
 from portal.models.base import utcnow
-from portal.models.case import SUMMARY_MAX_CHARS, format_reference
+from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
 from portal.policy.actions import ActionType, CaseKind, CaseStatus, Priority, due_at, rule_for
+from portal.policy.references import format_reference
 from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.bulk import RowIds

@@ -19,6 +19,7 @@ from portal.extensions import db
 from portal.models import Case
 from portal.models.base import utcnow
 from portal.policy.actions import CaseKind
+from portal.policy.appeals import ROUTE_LABELS
 from portal.services import appeal_review
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
@@ -79,7 +80,7 @@ def appeal(case_id: int) -> str | Response:
         clock=time_left(case, utcnow()),
         outcome_form=AppealOutcomeForm(),
         refer_form=ReferAppealForm(),
-        route_labels=appeal_review.ROUTE_LABELS,
+        route_labels=ROUTE_LABELS,
         may_refer=page.appeal is not None
         and page.appeal.route not in (None, "committee")
         and page.appeal.state == "open",

@@ -22,10 +22,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from portal.appeals import OUTCOME_LABELS
 from portal.forms import CleanForm, normalized_email, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
-from portal.policy.actions import RULES, CaseStatus
+from portal.policy.actions import RULES, CaseStatus, Decision
+from portal.policy.appeals import OUTCOME_LABELS
 from portal.policy.routing import Team
 
 REPLY_MAX_CHARS = 50_000
@@ -91,9 +91,7 @@ class PartyForm(CleanForm):
 
 
 class DecisionForm(CleanForm):
-    decision = SelectField(
-        "Decision", choices=options([("granted", "granted"), ("declined", "declined")])
-    )
+    decision = SelectField("Decision", choices=options([(d.value, d.value) for d in Decision]))
     details = TextAreaField(
         "Reasons and details", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
     )
