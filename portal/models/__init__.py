@@ -15,7 +15,6 @@ from portal.models.staff import (
     LoginAttempt,
     LoginThrottle,
     ReplyPresence,
-    Role,
     StaffUser,
 )
 
@@ -40,6 +39,5 @@ __all__ = [
     "RateLimitCounter",
     "ReplyPresence",
     "Reporter",
-    "Role",
     "StaffUser",
 ]

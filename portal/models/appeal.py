@@ -29,7 +29,7 @@ class Appeal(Base):
     appeal_case_id: Mapped[int | None] = mapped_column(
         ForeignKey("cases.id", ondelete="SET NULL"), unique=True
     )
-    role: Mapped[str] = mapped_column(String(16))  # requester | subject
+    role: Mapped[str] = mapped_column(String(16))  # portal.policy.appeals.AppellantRole
     channel: Mapped[str] = mapped_column(String(16))  # web | mail
     # The address on record for the role: where every answer about this appeal goes.
     appellant_email: Mapped[str] = mapped_column(String(320))

@@ -130,7 +130,7 @@ class CaseParty(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     # Canonical form (portal.addresses.canonical_address), so variants match.
     address: Mapped[str] = mapped_column(String(320), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # requester | subject | party
+    role: Mapped[str] = mapped_column(String(16))  # portal.policy.roles.PartyRole
     added_by: Mapped[str | None] = mapped_column(String(320))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

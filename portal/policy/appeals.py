@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from portal.policy.actions import DECISIONS, ActionType, CaseKind, Decision
+from portal.policy.roles import PartyRole
 from portal.policy.routing import Team
 
 APPEAL_WINDOW_MONTHS = 6
@@ -42,10 +43,10 @@ class AppealState(StrEnum):
 
 
 class AppellantRole(StrEnum):
-    """The only people the policy lets ask for review."""
+    """The only people the policy lets ask for review: two of the roles on a case."""
 
-    REQUESTER = "requester"  # "an individual who requested the initial case"
-    SUBJECT = "subject"  # "an individual under investigation"
+    REQUESTER = PartyRole.REQUESTER.value  # "an individual who requested the initial case"
+    SUBJECT = PartyRole.SUBJECT.value  # "an individual under investigation"
 
 
 class Refusal(StrEnum):

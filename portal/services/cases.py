@@ -19,6 +19,7 @@ from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
 from portal.policy.actions import ActionType, CaseKind, CaseStatus, Priority, due_at, rule_for
 from portal.policy.references import format_reference
+from portal.policy.roles import PartyRole
 from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.bulk import RowIds
@@ -118,7 +119,11 @@ def add_case(session: Session, case: Case, requester: Reporter | None) -> Case:
         session.flush()
     assign_reference(case)
     if requester is not None:
-        session.add(CaseParty(case_id=case.id, address=requester.canonical_email, role="requester"))
+        session.add(
+            CaseParty(
+                case_id=case.id, address=requester.canonical_email, role=PartyRole.REQUESTER.value
+            )
+        )
     return case
 
 

@@ -20,6 +20,7 @@ from portal.models import Case
 from portal.models.base import utcnow
 from portal.policy.actions import CaseKind
 from portal.policy.appeals import ROUTE_LABELS
+from portal.policy.permissions import referable, why_cannot_share
 from portal.services import appeal_review
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
@@ -62,7 +63,7 @@ def appeal_helpers() -> dict[str, Any]:
         return appeal_review.appeals_panel(db.session, current_user, case)
 
     def may_share(case: Case) -> bool:
-        return appeal_review.why_cannot_share(current_user, case) is None
+        return why_cannot_share(roles=current_user.roles, team=case.team) is None
 
     return {"appeals_panel": panel, "may_share_with_reviewers": may_share}
 
@@ -81,9 +82,7 @@ def appeal(case_id: int) -> str | Response:
         outcome_form=AppealOutcomeForm(),
         refer_form=ReferAppealForm(),
         route_labels=ROUTE_LABELS,
-        may_refer=page.appeal is not None
-        and page.appeal.route not in (None, "committee")
-        and page.appeal.state == "open",
+        may_refer=page.appeal is not None and referable(page.appeal.state, page.appeal.route),
     )
 
 

@@ -26,6 +26,7 @@ from portal.forms import CleanForm, normalized_email, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
 from portal.policy.actions import RULES, CaseStatus, Decision
 from portal.policy.appeals import OUTCOME_LABELS
+from portal.policy.roles import PARTY_ROLES_STAFF_ADD
 from portal.policy.routing import Team
 
 REPLY_MAX_CHARS = 50_000
@@ -87,7 +88,10 @@ class ClassifyForm(CleanForm):
 
 class PartyForm(CleanForm):
     address = EmailField("Address", validators=[DataRequired(), Length(max=320), normalized_email])
-    role = SelectField("Role", choices=options([("subject", "subject"), ("party", "other party")]))
+    role = SelectField(
+        "Role",
+        choices=options([(role.value, label) for role, label in PARTY_ROLES_STAFF_ADD.items()]),
+    )
 
 
 class DecisionForm(CleanForm):
