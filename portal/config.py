@@ -23,6 +23,7 @@ from flask import Flask, current_app
 
 from portal import production, ratelimit_store
 from portal.policy.appeals import APPEAL_CLOCK_DAYS, APPEAL_CONFIRM_HOURS
+from portal.policy.mail import ACKS_PER_ADDRESS_PER_DAY
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_DIR": None,  # default: instance/outbox
     "BLOB_DIR": None,  # default: instance/blobs
     "REQUEST_RATE_LIMIT": "10 per hour",
-    "ACKS_PER_ADDRESS_PER_DAY": 5,
+    "ACKS_PER_ADDRESS_PER_DAY": ACKS_PER_ADDRESS_PER_DAY,  # portal.policy.mail
     # Where rate-limit counters live: memory:// (one process only: development),
     # database:// (the portal's own database) or redis://HOST:6379/0 (needs the redis package).
     "RATELIMIT_STORAGE_URI": "memory://",

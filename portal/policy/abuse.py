@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from portal.policy.actions import ActionType
 
 
 class AbuseCategory(StrEnum):
@@ -36,6 +38,27 @@ class Intent(StrEnum):
     GOOD_FAITH = "good_faith"
     UNCLEAR = "unclear"
     BAD_FAITH = "bad_faith"
+
+
+# As staff choose them when they mark a case (the order is the form's).
+CATEGORY_LABELS: dict[AbuseCategory, str] = {
+    AbuseCategory.TERMS_OF_USE: "breaches the Terms of Use",
+    AbuseCategory.FRIENDLY_SPACE: "breaches the Friendly Space Policy",
+    AbuseCategory.THREAT_OR_HARASSMENT_OF_STAFF: "threatens or harasses staff",
+    AbuseCategory.PREFERENTIAL_TREATMENT: "demands preferential treatment",
+}
+INTENT_LABELS: dict[Intent, str] = {
+    Intent.GOOD_FAITH: "good faith",
+    Intent.UNCLEAR: "unclear",
+    Intent.BAD_FAITH: "bad faith",
+}
+
+
+class Step(StrEnum):
+    """What the rules propose after a mark: a warning first; after a warning, a lockout."""
+
+    WARNING = "warning"
+    LOCKOUT = "lockout"
 
 
 LOCKOUT_MAX_DAYS = 365
@@ -121,6 +144,44 @@ def propose_lockout_days(factors: LockoutFactors) -> LockoutProposal:
     return LockoutProposal(days=total, contributions=tuple(parts))
 
 
+def why_not_override(override_days: int, reason: str | None) -> str | None:
+    """Staff may set another length than the proposed one, with a written reason, within the
+    same bound as the rule; None when the override may stand."""
+    if not (reason or "").strip():
+        return "Give a written reason for a length other than the proposed one."
+    if not 1 <= override_days <= LOCKOUT_MAX_DAYS:
+        return f"A lockout lasts between 1 and {LOCKOUT_MAX_DAYS} days."
+    return None
+
+
+def in_force(
+    starts_at: datetime, ends_at: datetime, lifted_at: datetime | None, at: datetime
+) -> bool:
+    """A lockout is in force from its start until (not at) its end, unless lifted."""
+    return lifted_at is None and starts_at <= at < ends_at
+
+
+# Worked examples for the public page on abuse, computed by the rule itself so that the page
+# can never drift from it.
+LOCKOUT_EXAMPLES: tuple[tuple[str, LockoutFactors], ...] = (
+    (
+        "A second minor breach of the Friendly Space Policy after a warning, in good faith, "
+        "one of ten requests marked",
+        LockoutFactors(Seriousness.MINOR, 1, 1, 0.1, Intent.GOOD_FAITH),
+    ),
+    (
+        "Three serious marks since the warning, all in the last month, half of the requests "
+        "marked, intent unclear",
+        LockoutFactors(Seriousness.SERIOUS, 3, 3, 0.5, Intent.UNCLEAR),
+    ),
+    (
+        "Threats against staff after a warning, in apparent bad faith, every request marked, "
+        "after an earlier lockout",
+        LockoutFactors(Seriousness.SEVERE, 2, 2, 1.0, Intent.BAD_FAITH, previous_lockouts=1),
+    ),
+)
+
+
 # Channels the law keeps open during a lockout. Matching is deliberately generous: a false
 # positive only moves a quarantined message to the top of the quarantine view.
 _LEGALLY_OPEN = (
@@ -140,6 +201,15 @@ _LEGALLY_OPEN = (
         ),
     ),
 )
+
+
+# A locked-out reporter may still file these on the web form: the report goes in, urgent.
+OPEN_DURING_LOCKOUT: frozenset[ActionType] = frozenset({ActionType.CHILD_PROTECTION})
+
+
+def open_during_lockout(action: str) -> bool:
+    """Whether a request for ``action`` is taken from a reporter who is locked out."""
+    return action in OPEN_DURING_LOCKOUT
 
 
 def legally_open_channel(*texts: str | None) -> str | None:

@@ -28,14 +28,16 @@ from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, Staf
 from portal.models.base import utcnow
 from portal.policy.abuse import (
     FREQUENCY_WINDOW,
-    LOCKOUT_MAX_DAYS,
     AbuseCategory,
     Intent,
     LockoutFactors,
     LockoutProposal,
     Seriousness,
+    Step,
     propose_lockout_days,
+    why_not_override,
 )
+from portal.policy.mail import MailPurpose
 from portal.services import audit
 from portal.services.outbound import queue_mail
 
@@ -48,9 +50,10 @@ class AbuseError(ValueError):
 
 @dataclass(frozen=True)
 class NextStep:
-    """What the rules propose after a mark: a warning first, a lockout after one."""
+    """What the rules propose after a mark (portal.policy.abuse.next_step), with the
+    lockout's proposed length when it is one."""
 
-    kind: str  # "warning" | "lockout"
+    kind: Step
     proposal: LockoutProposal | None = None
 
 
@@ -219,8 +222,8 @@ def next_step(session: Session, reporter: Reporter, now: datetime | None = None)
     now = now or utcnow()
     warning = latest_warning(session, reporter)
     if warning is None:
-        return NextStep("warning")
-    return NextStep("lockout", lockout_proposal(session, reporter, warning, now))
+        return NextStep(Step.WARNING)
+    return NextStep(Step.LOCKOUT, lockout_proposal(session, reporter, warning, now))
 
 
 def lockout_proposal(
@@ -293,7 +296,7 @@ def send_warning(
         to=reporter.email,
         subject=f"[{case.reference}] About your messages to the Foundation",
         text=text,
-        purpose="warning",
+        purpose=MailPurpose.WARNING,
         author_staff_id=staff.id,
         now=now,
     )
@@ -335,10 +338,9 @@ def confirm_lockout(
     proposal = lockout_proposal(session, reporter, warning, now)
     days = proposal.days
     if override_days is not None and override_days != proposal.days:
-        if not (override_reason or "").strip():
-            raise AbuseError("Give a written reason for a length other than the proposed one.")
-        if not 1 <= override_days <= LOCKOUT_MAX_DAYS:
-            raise AbuseError(f"A lockout lasts between 1 and {LOCKOUT_MAX_DAYS} days.")
+        refusal = why_not_override(override_days, override_reason)
+        if refusal is not None:
+            raise AbuseError(refusal)
         days = override_days
     lockout = Lockout(
         reporter_id=reporter.id,

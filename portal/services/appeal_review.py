@@ -31,6 +31,7 @@ from portal.policy.appeals import (
     Route,
     route_of,
 )
+from portal.policy.mail import MailPurpose
 from portal.policy.permissions import (
     why_cannot_decide_appeal,
     why_cannot_refer,
@@ -41,8 +42,6 @@ from portal.services.case_actions import CaseActionError, record_change
 from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
-
-PURPOSE_OUTCOME = "appeal_outcome"
 
 
 class AppealError(CaseActionError):
@@ -202,7 +201,7 @@ def record_outcome(
         case=appeal_case,
         to=appeal.appellant_email,
         subject=f"[{appeal_case.reference}] The outcome of your appeal of {original.reference}",
-        purpose=PURPOSE_OUTCOME,
+        purpose=MailPurpose.APPEAL_OUTCOME,
         author_staff_id=staff.id,
         now=now,
     )
