@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from portal.models.people import Reporter
 
 # Form and column agree on these (style guide: take limits from the model).
-SUMMARY_MAX_WORDS = 300
 SUMMARY_MAX_CHARS = 4_000
 DETAILS_MAX_CHARS = 20_000
 SHORT_TEXT_MAX = 200

@@ -104,6 +104,9 @@ class Clock:
         return add_business_days(received_at, self.business_days)
 
 
+SUMMARY_MAX_WORDS = 300
+
+
 @dataclass(frozen=True)
 class ActionRule:
     action: ActionType
@@ -114,7 +117,10 @@ class ActionRule:
     clock: Clock | None
     prior_attempts: PriorAttempts
     kind: CaseKind = CaseKind.REQUEST
+    #: an event ban is limited by place, project or time: the form asks for at least one
     event_scope: bool = False
+    #: "a succinct summary": at most this many words; None where nothing may hold it up
+    summary_max_words: int | None = SUMMARY_MAX_WORDS
 
 
 FOUR_WEEKS = Clock(calendar=timedelta(weeks=4))
@@ -160,6 +166,8 @@ RULES: dict[ActionType, ActionRule] = {
             Priority.URGENT,
             Clock(calendar=timedelta(hours=24)),
             PriorAttempts.NEVER,
+            # The policy: reviewed "right away"; a word limit would only slow the report.
+            summary_max_words=None,
         ),
         ActionRule(
             ActionType.CONDUCT_WARNING,

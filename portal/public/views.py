@@ -17,7 +17,7 @@ from portal.policy.abuse import (
     open_during_lockout,
     propose_lockout_days,
 )
-from portal.policy.actions import RULES
+from portal.policy.actions import RULES, SUMMARY_MAX_WORDS
 from portal.public import bp
 from portal.public.forms import RequestForm
 from portal.services import abuse, acks, audit
@@ -31,7 +31,9 @@ def _request_rate_limit() -> str:
 
 
 def render_request_form(form: RequestForm, status: int = 200) -> tuple[str, int]:
-    return render_template("public/request_form.html", form=form, rules=RULES), status
+    return render_template(
+        "public/request_form.html", form=form, rules=RULES, summary_max_words=SUMMARY_MAX_WORDS
+    ), status
 
 
 @bp.get("/")
