@@ -1,8 +1,8 @@
 """Abuse handling: mark, warn, lock out, lift, and ask whether someone is locked out now.
 
-The order is the policy's: a first mark proposes a warning; a mark after a warning proposes a
-lockout, whose length comes from portal.policy.abuse.propose_lockout_days. Staff confirm or override
-(with a written reason); everything is audited, with ids and never addresses.
+The order is the policy's (portal.policy.abuse): a first mark proposes a warning; a mark after
+a warning proposes a lockout, whose length comes from propose_lockout_days. Staff confirm or
+override it (with a written reason); everything is audited, with ids and never addresses.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ class AbuseError(ValueError):
 
 @dataclass(frozen=True)
 class NextStep:
-    """What the rules propose after a mark (portal.policy.abuse.next_step), with the
-    lockout's proposed length when it is one."""
+    """What the rules propose after a mark, with the lockout's proposed length when it is one."""
 
     kind: Step
     proposal: LockoutProposal | None = None

@@ -117,13 +117,13 @@ def appeal_of_case(session: Session, appeal_case: Case) -> Appeal | None:
 def why_cannot_decide(user: StaffUser, appeal: Appeal | None, original: Case | None) -> str | None:
     """The one sentence that explains why ``user`` may not decide, or None (the rule:
     portal.policy.permissions.why_cannot_decide_appeal)."""
-    recorded = appeal is not None and original is not None
+    state: str | None = None  # None: no confirmed appeal recorded
+    route: str | None = None
+    decided_by_id: int | None = None
+    if appeal is not None and original is not None:
+        state, route, decided_by_id = appeal.state, appeal.route, original.decided_by_id
     return why_cannot_decide_appeal(
-        staff_id=user.id,
-        roles=user.roles,
-        state=appeal.state if appeal is not None and recorded else None,
-        route=appeal.route if appeal is not None else None,
-        decided_by_id=original.decided_by_id if original is not None else None,
+        staff_id=user.id, roles=user.roles, state=state, route=route, decided_by_id=decided_by_id
     )
 
 
