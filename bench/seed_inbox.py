@@ -47,8 +47,18 @@ from portal import create_app
 from portal.addresses import canonical_address
 from portal.extensions import db
 from portal.models import AuditEvent, Case, CaseParty, Message, Reporter
-from portal.models.case import NO_DUE_DATE, format_reference
-from portal.policy import RULES, ActionType, CaseKind, CaseStatus, Priority, Team, due_at
+from portal.models.case import NO_DUE_DATE
+from portal.policy.actions import (
+    OPEN_STATUSES,
+    RULES,
+    ActionType,
+    CaseKind,
+    CaseStatus,
+    Priority,
+    due_at,
+)
+from portal.policy.references import format_reference
+from portal.policy.routing import Team
 from portal.services import staff as staff_service
 from portal.services.audit import _digest as audit_digest
 from portal.services.audit import chain_key
@@ -472,7 +482,6 @@ TS_ACTIONS = (
     (ActionType.RANGE_BLOCK, 0.08),
     (None, 0.22),  # an inquiry from the ca@ mailbox, not yet classified
 )
-OPEN_STATUSES = (CaseStatus.NEW, CaseStatus.OPEN, CaseStatus.WAITING, CaseStatus.IN_REVIEW)
 OPEN_WEIGHTS = (0.40, 0.30, 0.15, 0.15)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from mailbridge.authresults import valid_authserv_id
 from mailbridge.errors import MailboxConfigError
 from portal.config import Settings
-from portal.policy import MAILBOX_TEAMS, Team
+from portal.policy.routing import MAILBOX_TEAMS, Team
 
 # How long a bridge's hold on a mailbox lasts without renewal (mailbridge.lease).
 LEASE_SECONDS_DEFAULT = 900.0

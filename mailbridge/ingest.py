@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, union, update
@@ -60,7 +60,9 @@ from portal.config import Settings
 from portal.models import Attachment, Case, MailboxState, Message
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import Team, legally_open_channel
+from portal.policy.abuse import legally_open_channel
+from portal.policy.mail import why_no_acknowledgement
+from portal.policy.routing import Team
 from portal.services.abuse import LockoutScreen
 from portal.services.acks import acknowledge_mail
 from portal.services.appeals import Filed, appeal_from_mail
@@ -70,9 +72,6 @@ from portal.services.outbound import deliver_due
 
 log = logging.getLogger(__name__)
 
-# Mail older than this when we first see it (a first sync, a restored mailbox) is history:
-# its sender is not waiting for an acknowledgement.
-ACK_MAX_AGE = timedelta(days=3)
 _INFRASTRUCTURE = (OSError, OperationalError, InterfaceError, BridgeFault)
 
 
@@ -567,12 +566,13 @@ class Ingestor:
         parsed = item.parsed
         if not self.acknowledge or case.requester_id is None or not parsed.sender:
             return None
-        if parsed.automatic.auto_submitted or parsed.automatic.bounce:
-            return None
-        if parsed.auth_results.get("dmarc") == "fail":
-            return None  # a forged From: an acknowledgement would be backscatter
-        if now - item.arrived_at > ACK_MAX_AGE:
-            return None
+        if why_no_acknowledgement(
+            auto_submitted=parsed.automatic.auto_submitted,
+            bounce=parsed.automatic.bounce,
+            dmarc=parsed.auth_results.get("dmarc"),
+            age=now - item.arrived_at,
+        ):
+            return None  # the rules of portal.policy.mail
         try:
             address = normalize_address(parsed.sender)
         except EmailNotValidError:

@@ -52,8 +52,8 @@ from mailbridge.senders import sender_proof
 from portal.addresses import canonical_address
 from portal.message_ids import parse_message_id, verify_message_id
 from portal.models import Case, CaseParty, Message
-from portal.models.case import references_in
 from portal.models.message import Direction
+from portal.policy.references import references_in
 
 T = TypeVar("T")
 

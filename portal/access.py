@@ -1,6 +1,8 @@
 """Who may see which case. Every staff query for cases goes through :func:`visible_cases`.
 
-Kept in one place, with no view-by-view checks, so that a new page cannot forget a rule:
+Kept in one place, with no view-by-view checks, so that a new page cannot forget a rule (the
+rules of who sees what are in portal.policy.permissions and portal.policy.routing; this module
+turns them into SQL):
 - admins see every case, except child protection, which only Trust & Safety sees;
 - Trust & Safety see their team's queue and the appeals queue;
 - Legal see Legal's queue;
@@ -20,9 +22,16 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from portal.models import Case, CaseParty, Message, Reporter, Role, StaffUser
+from portal.models import Case, CaseParty, Message, Reporter, StaffUser
 from portal.models.message import Direction
-from portal.policy import MAILBOX_TEAMS, ActionType, Team
+from portal.policy.actions import ActionType
+from portal.policy.permissions import (
+    reads_shared_files,
+    sees_child_protection,
+    sees_every_confidential_case,
+    sees_every_queue,
+)
+from portal.policy.routing import MAILBOX_TEAMS, Team, teams_for_roles
 
 
 def visibility(user: StaffUser) -> ColumnElement[bool]:
@@ -31,11 +40,11 @@ def visibility(user: StaffUser) -> ColumnElement[bool]:
         return false()
     teams = visible_teams(user)  # one role-to-queue mapping for the navigation and the rule
 
-    if user.has_role(Role.ADMIN):
+    if sees_every_queue(user.roles):
         by_role: ColumnElement[bool] = true()
     else:
         conditions: list[ColumnElement[bool]] = [Case.team.in_(teams)] if teams else []
-        if user.has_role(Role.APPEALS_REVIEWER):
+        if reads_shared_files(user.roles):
             appeal = aliased(Case)
             conditions.append(
                 and_(
@@ -51,12 +60,12 @@ def visibility(user: StaffUser) -> ColumnElement[bool]:
 
     child_protection_ok: ColumnElement[bool] = (
         true()
-        if user.has_role(Role.TRUST_SAFETY)
+        if sees_child_protection(user.roles)
         else or_(Case.action.is_(None), Case.action != ActionType.CHILD_PROTECTION)
     )
     confidential_ok: ColumnElement[bool] = (
         true()
-        if user.has_role(Role.ADMIN)
+        if sees_every_confidential_case(user.roles)
         else or_(Case.confidential.is_(False), Case.assignee_id == user.id)
     )
     return and_(by_role, child_protection_ok, confidential_ok)
@@ -85,18 +94,9 @@ def get_visible_reporter(session: Session, user: StaffUser, reporter_id: int) ->
 
 
 def visible_teams(user: StaffUser) -> list[str]:
-    """The queues a user works in: the inbox's navigation, and the team part of
-    :func:`visibility` (whose other rules then narrow it)."""
-    if user.has_role(Role.ADMIN):
-        return [Team.TRUST_SAFETY, Team.LEGAL, Team.APPEALS]
-    teams: list[str] = []
-    if user.has_role(Role.TRUST_SAFETY):
-        teams.append(Team.TRUST_SAFETY)
-    if user.has_role(Role.LEGAL):
-        teams.append(Team.LEGAL)
-    if user.has_role(Role.TRUST_SAFETY, Role.APPEALS_REVIEWER):
-        teams.append(Team.APPEALS)
-    return teams
+    """The queues a user works in (portal.policy.routing.teams_for_roles): the inbox's
+    navigation, and the team part of :func:`visibility` (whose other rules then narrow it)."""
+    return list(teams_for_roles(user.roles))
 
 
 def visible_mailboxes(user: StaffUser) -> list[str]:

@@ -20,7 +20,8 @@ from portal.backup import BackupError, create_backup, restore_backup
 from portal.backup.snapshot import megabytes
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import Reporter, Role
+from portal.models import Reporter
+from portal.policy.roles import Role
 from portal.services import audit, delivery, staff
 from portal.services.abuse import active_lockouts
 from portal.services.export import export_cases
@@ -55,7 +56,8 @@ def export_command(fmt: str) -> None:
     "roles",
     multiple=True,
     required=True,
-    type=click.Choice(Role.ALL),
+    # Values, not the enum: click would match an Enum's member names (TRUST_SAFETY).
+    type=click.Choice([role.value for role in Role]),
     help="May be given several times.",
 )
 @click.option("--name", default=None, help="Display name.")

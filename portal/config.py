@@ -22,6 +22,8 @@ from dotenv import load_dotenv
 from flask import Flask, current_app
 
 from portal import production, ratelimit_store
+from portal.policy.appeals import APPEAL_CLOCK_DAYS, APPEAL_CONFIRM_HOURS
+from portal.policy.mail import ACKS_PER_ADDRESS_PER_DAY
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_DIR": None,  # default: instance/outbox
     "BLOB_DIR": None,  # default: instance/blobs
     "REQUEST_RATE_LIMIT": "10 per hour",
-    "ACKS_PER_ADDRESS_PER_DAY": 5,
+    "ACKS_PER_ADDRESS_PER_DAY": ACKS_PER_ADDRESS_PER_DAY,  # portal.policy.mail
     # Where rate-limit counters live: memory:// (one process only: development),
     # database:// (the portal's own database) or redis://HOST:6379/0 (needs the redis package).
     "RATELIMIT_STORAGE_URI": "memory://",
@@ -79,10 +81,11 @@ DEFAULTS: dict[str, Any] = {
     # Where the public reaches the portal: links in mail (appeal confirmations) start here,
     # never from the Host header of a request, which the sender of the request controls.
     "PUBLIC_URL": "http://127.0.0.1:5000",
-    # Appeals: the review committee's policy clock, how long a confirmation link lives, and
-    # how often one connection (or one appellant address) may file or load the appeal pages.
-    "APPEAL_CLOCK_DAYS": 28,
-    "APPEAL_CONFIRM_HOURS": 48,
+    # Appeals: the review committee's policy clock and how long a confirmation link lives
+    # (the rules' own defaults, portal.policy.appeals), and how often one connection (or one
+    # appellant address) may file or load the appeal pages.
+    "APPEAL_CLOCK_DAYS": APPEAL_CLOCK_DAYS,
+    "APPEAL_CONFIRM_HOURS": APPEAL_CONFIRM_HOURS,
     "APPEAL_RATE_LIMIT": "10 per hour",
     "APPEAL_ADDRESS_RATE_LIMIT": "5 per day",
     "APPEAL_PAGE_RATE_LIMIT": "60 per hour",

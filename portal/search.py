@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from portal.models import Case, Message
-from portal.models.case import REFERENCE_PATTERN
+from portal.policy.references import REFERENCE_PATTERN
 
 FTS_TABLE = "message_search"
 

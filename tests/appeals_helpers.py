@@ -17,11 +17,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from portal.appeals import AppellantRole
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, OutboundMail, StaffUser
 from portal.models.base import utcnow
+from portal.policy.appeals import AppellantRole
 from portal.services import case_actions
 from portal.services.appeal_checks import Confirmed
 from portal.services.appeals import AppealFiling, Filed, confirm_appeal, file_appeal

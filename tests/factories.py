@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from portal.extensions import db
 from portal.models import Case, StaffUser
 from portal.models.base import utcnow
-from portal.policy import ActionType
+from portal.policy.actions import ActionType
 from portal.services import staff as staff_service
 from portal.services.cases import RequestSubmission, open_request
 from tests.conftest import csrf_token

@@ -22,8 +22,7 @@ from portal.addresses import canonical_address, mail_address, needs_smtputf8
 from portal.extensions import db
 from portal.models import Case, Lockout, Message, OutboundMail, Reporter, StaffUser
 from portal.models.base import utcnow
-from portal.services.acks import ACK_PURPOSE
-from portal.services.appeals import PURPOSE_CONFIRM
+from portal.policy.mail import MailPurpose
 from portal.services.cases import find_or_create_reporter
 from tests.appeals_helpers import appeal_form, decided_case, file_on_web, outbox
 from tests.conftest import post_form, work_outbox
@@ -55,7 +54,11 @@ def app_config(smtp: SmtpServer) -> dict[str, Any]:
 
 def _acks() -> list[OutboundMail]:
     db.session.expire_all()
-    return list(db.session.scalars(select(OutboundMail).where(OutboundMail.purpose == ACK_PURPOSE)))
+    return list(
+        db.session.scalars(
+            select(OutboundMail).where(OutboundMail.purpose == MailPurpose.ACKNOWLEDGEMENT)
+        )
+    )
 
 
 @pytest.mark.parametrize("action", ["global_ban", "child_protection"])
@@ -122,7 +125,7 @@ def test_appeal_form_accepts_internationalised_addresses(
     )
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/appeals/sent")
-    (confirmation,) = outbox(PURPOSE_CONFIRM)
+    (confirmation,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     assert confirmation.recipients == [mail_address(stored)]
 
 

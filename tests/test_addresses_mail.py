@@ -26,7 +26,7 @@ from portal.addresses import canonical_address, mail_address
 from portal.extensions import db
 from portal.models import Case, Lockout, Message, OutboundMail, Reporter
 from portal.models.base import utcnow
-from portal.services.acks import ACK_PURPOSE
+from portal.policy.mail import MailPurpose
 from portal.services.cases import find_or_create_reporter
 from tests.mailbridge_helpers import append_all, inbound, sync
 from tests.servers.fixtures import ImapAccount
@@ -170,7 +170,7 @@ def test_internationalised_senders_are_filed_and_acknowledged(
         assert requester.canonical_email == canonical_address(row.sender or "")
         (ack,) = db.session.scalars(
             select(OutboundMail).where(
-                OutboundMail.case_id == case.id, OutboundMail.purpose == ACK_PURPOSE
+                OutboundMail.case_id == case.id, OutboundMail.purpose == MailPurpose.ACKNOWLEDGEMENT
             )
         )
         assert ack.recipients == [mail_address(row.sender or "")]

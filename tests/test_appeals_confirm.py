@@ -13,21 +13,14 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete, select
 
-from portal.appeals import AppellantRole
 from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, CaseParty, Message, StaffUser
 from portal.models.base import utcnow
+from portal.policy.appeals import AppellantRole
+from portal.policy.mail import MailPurpose
 from portal.services.appeal_checks import LINK_SALT, Confirmed
-from portal.services.appeals import (
-    PURPOSE_CONFIRM,
-    PURPOSE_FILED,
-    PURPOSE_REFUSED,
-    AppealFiling,
-    Filed,
-    confirm_appeal,
-    file_appeal,
-)
+from portal.services.appeals import AppealFiling, Filed, confirm_appeal, file_appeal
 from tests.appeals_helpers import (
     DECIDED_AT,
     REQUESTER,
@@ -76,7 +69,7 @@ def file_and_get_token(app: Flask, case: Case, **kwargs: Any) -> tuple[Appeal, s
     db.session.commit()
     assert result.result is Filed.CONFIRMATION_SENT
     appeal = db.session.get_one(Appeal, result.appeal_id)
-    mail = next(m for m in outbox(PURPOSE_CONFIRM) if m.id in result.outbound_ids)
+    mail = next(m for m in outbox(MailPurpose.APPEAL_CONFIRMATION) if m.id in result.outbound_ids)
     return appeal, token_of(mail)
 
 
@@ -93,7 +86,7 @@ def test_the_link_is_built_from_the_configured_public_address(
     # A request made to (or forged as) another host name: the link must not follow it.
     response = file_on_web(client, appeal_form(case), base_url="http://evil.example.com")
     assert response.status_code == 303
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     assert link_in(mail.raw).startswith("https://portal.example.org/appeals/confirm/")
 
 
@@ -107,7 +100,7 @@ def test_following_the_link_puts_the_appeal_in_the_committee_queue(
 ) -> None:
     case = decided_case(create_case, decider, decided_at=utcnow() - timedelta(days=20))
     file_on_web(client, appeal_form(case, details="More context."))
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     path = "/appeals/confirm/" + token_of(mail)
 
     # Opening the link only shows a button: mail scanners that open links confirm nothing.
@@ -133,7 +126,7 @@ def test_following_the_link_puts_the_appeal_in_the_committee_queue(
     assert "The evidence was misread" in (first.body_text or "")
     assert "More context." in (first.body_text or "")
     assert first.sender == SUBJECT
-    (filed,) = outbox(PURPOSE_FILED)
+    (filed,) = outbox(MailPurpose.APPEAL_FILED)
     assert filed.recipients == [SUBJECT]
     assert filed.envelope_from == "appeals@example.org"
     assert appeal_case.reference in text_of(filed.raw)
@@ -152,7 +145,7 @@ def test_a_link_works_once(
 ) -> None:
     case = decided_case(create_case, decider, decided_at=utcnow() - timedelta(days=2))
     file_on_web(client, appeal_form(case))
-    path = "/appeals/confirm/" + token_of(outbox(PURPOSE_CONFIRM)[0])
+    path = "/appeals/confirm/" + token_of(outbox(MailPurpose.APPEAL_CONFIRMATION)[0])
     page = client.get(path)
     assert client.post(path, data={"csrf_token": csrf_token(page)}).status_code == 303
     again = client.post(path, data={"csrf_token": csrf_token(page)})
@@ -182,7 +175,9 @@ def test_an_expired_link_says_so_calmly(
     appeal = db.session.scalars(select(Appeal)).one()
     appeal.expires_at = utcnow() - timedelta(minutes=1)
     db.session.commit()
-    response = client.get("/appeals/confirm/" + token_of(outbox(PURPOSE_CONFIRM)[0]))
+    response = client.get(
+        "/appeals/confirm/" + token_of(outbox(MailPurpose.APPEAL_CONFIRMATION)[0])
+    )
     assert response.status_code == 410
     assert "This link has expired" in response.get_data(as_text=True)
 
@@ -302,6 +297,6 @@ def test_one_open_appeal_per_decision(
     again = file_appeal(db.session, get_settings(), str(app.secret_key), filing(case), now=soon)
     db.session.commit()
     assert again.result is Filed.REFUSED
-    refusal = outbox(PURPOSE_REFUSED)[-1]
+    refusal = outbox(MailPurpose.APPEAL_REFUSAL)[-1]
     assert "already under review" in " ".join(text_of(refusal.raw).split())
     assert by_subject.id != by_requester.id

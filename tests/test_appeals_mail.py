@@ -22,16 +22,10 @@ from portal.extensions import db
 from portal.models import Appeal, AuditEvent, Case, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import Team
+from portal.policy.mail import MailPurpose
+from portal.policy.routing import Team
 from portal.services.appeal_checks import Confirmed
-from portal.services.appeals import (
-    PURPOSE_CONFIRM,
-    PURPOSE_REFUSED,
-    Filed,
-    FilingResult,
-    appeal_from_mail,
-    confirm_appeal,
-)
+from portal.services.appeals import Filed, FilingResult, appeal_from_mail, confirm_appeal
 from portal.services.cases import open_mail_case
 from tests.appeals_helpers import (
     DECIDED_AT,
@@ -113,7 +107,7 @@ def test_a_party_naming_a_reference_is_sent_a_threaded_confirmation_link(
     inquiry_id = message.case_id
     result = run(app, message)
     assert result.result is Filed.CONFIRMATION_SENT
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     assert mail.recipients == [SUBJECT]
     assert mail.case_id == inquiry_id
     assert mail.envelope_from == "appeals@example.org"
@@ -153,7 +147,7 @@ def test_a_party_naming_a_reference_is_sent_a_threaded_confirmation_link(
 def test_the_requester_is_recognised_by_their_address(app: Flask, case: Case) -> None:
     message = bridge_files(f"Re: {case.reference}", sender="Requester+x@Example.org")
     assert run(app, message).result is Filed.CONFIRMATION_SENT
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     # Reporter.email is the spelling last written (the bridge keeps it current): the same
     # mailbox as the one on record, by the canonical form the party was matched with.
     assert [canonical_address(to) for to in mail.recipients] == [REQUESTER]
@@ -188,7 +182,7 @@ def test_a_refusal_tells_the_party_why_and_closes_the_inquiry(
     dmca = decided_case(create_case, decider, action="dmca")
     message = bridge_files(f"Appeal {dmca.reference}", sender=REQUESTER)
     assert run(app, message).result is Filed.REFUSED
-    (mail,) = outbox(PURPOSE_REFUSED)
+    (mail,) = outbox(MailPurpose.APPEAL_REFUSAL)
     assert mail.recipients == [REQUESTER]
     assert "counter-notice" in text_of(mail.raw)
     assert "legal@example.org" in text_of(mail.raw)
@@ -206,7 +200,9 @@ def test_too_late_by_one_day(app: Flask, case: Case) -> None:
         now=DECIDED_AT.replace(year=2027, month=3, day=1, hour=0),
     )
     assert run(app, late).result is Filed.REFUSED
-    assert "28 February 2027" in " ".join(text_of(outbox(PURPOSE_REFUSED)[0].raw).split())
+    assert "28 February 2027" in " ".join(
+        text_of(outbox(MailPurpose.APPEAL_REFUSAL)[0].raw).split()
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,7 +257,7 @@ def test_handled_once_and_never_for_a_reply_in_a_conversation(app: Flask, case: 
     db.session.add(reply)
     db.session.flush()
     assert run(app, reply).result is Filed.NOT_NEW
-    assert len(outbox(PURPOSE_CONFIRM)) == 1
+    assert len(outbox(MailPurpose.APPEAL_CONFIRMATION)) == 1
 
 
 # -- through the real servers -------------------------------------------------------------------

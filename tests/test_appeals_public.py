@@ -20,8 +20,8 @@ from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Appeal, Case, Job, StaffUser
 from portal.models.base import utcnow
+from portal.policy.mail import MailPurpose
 from portal.services import appeals as appeals_service
-from portal.services.appeals import PURPOSE_CONFIRM, PURPOSE_REFUSED
 from portal.storage import BlobStore
 from tests.appeals_helpers import (
     REQUESTER,
@@ -165,8 +165,8 @@ def test_unknown_reference_wrong_address_non_party_and_party_get_the_same_answer
     assert "Check your e-mail" in first[2]
 
     # Only the two parties were written to, each at the address on record.
-    confirmations = outbox(PURPOSE_CONFIRM)
-    refusals = outbox(PURPOSE_REFUSED)
+    confirmations = outbox(MailPurpose.APPEAL_CONFIRMATION)
+    refusals = outbox(MailPurpose.APPEAL_REFUSAL)
     assert [m.recipients for m in confirmations] == [[SUBJECT]]
     assert [m.recipients for m in refusals] == [["late.subject@example.net"]]
     assert other.id not in {m.case_id for m in outbox()}
@@ -185,7 +185,7 @@ def test_the_filing_is_looked_at_only_after_the_answer_has_gone_out(
     (job,) = db.session.scalars(select(Job)).all()
     assert (job.kind, job.state) == ("appeal.file", "pending")
     work_outbox(client.application)
-    assert [m.recipients for m in outbox(PURPOSE_CONFIRM)] == [[SUBJECT]]
+    assert [m.recipients for m in outbox(MailPurpose.APPEAL_CONFIRMATION)] == [[SUBJECT]]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_refusals_that_would_reveal_the_case_go_by_mail_to_the_party(
     assert status == 303
     assert expected not in page
     assert "Check your e-mail" in page
-    (mail,) = outbox(PURPOSE_REFUSED)
+    (mail,) = outbox(MailPurpose.APPEAL_REFUSAL)
     assert mail.recipients == [REQUESTER]
     assert expected in " ".join(text_of(mail.raw).split())
     appeal = db.session.scalars(select(Appeal)).one()
@@ -241,7 +241,7 @@ def test_the_link_goes_to_the_address_on_record_not_the_variant_typed(
     client: FlaskClient, case: Case
 ) -> None:
     answer(client, appeal_form(case, appellant_email="Subject+Appeal@Example.NET"))
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     assert mail.recipients == [SUBJECT]
     assert mail.case_id == case.id  # on the appealed case's timeline, for its team to see
     text = text_of(mail.raw)
@@ -254,7 +254,7 @@ def test_the_requester_is_matched_by_their_reporter_address(
     client: FlaskClient, case: Case
 ) -> None:
     answer(client, appeal_form(case, appellant_email=REQUESTER, appellant_role="requester"))
-    (mail,) = outbox(PURPOSE_CONFIRM)
+    (mail,) = outbox(MailPurpose.APPEAL_CONFIRMATION)
     assert mail.recipients == [REQUESTER]
 
 
@@ -373,4 +373,4 @@ def test_a_failing_filing_is_retried_not_lost(
     job.next_attempt_at = utcnow()
     db.session.commit()
     assert work_outbox(client.application).jobs.done == 1
-    assert [m.recipients for m in outbox(PURPOSE_CONFIRM)] == [[SUBJECT]]
+    assert [m.recipients for m in outbox(MailPurpose.APPEAL_CONFIRMATION)] == [[SUBJECT]]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Appeal, AuditEvent, Case, StaffUser
 from portal.models.base import utcnow
-from portal.services.appeal_review import PURPOSE_OUTCOME
+from portal.policy.mail import MailPurpose
 from tests.appeals_helpers import REQUESTER, SUBJECT, confirmed_appeal, decided_case, outbox
 from tests.conftest import csrf_token, work_outbox
 from tests.factories import Auth
@@ -138,7 +138,7 @@ def test_the_original_decider_cannot_decide_the_appeal(
     assert "You made the decision under appeal" in follow
     db.session.refresh(record)
     assert (record.state, record.outcome) == ("open", None)
-    assert outbox(PURPOSE_OUTCOME) == []
+    assert outbox(MailPurpose.APPEAL_OUTCOME) == []
 
 
 def test_overturned_mails_the_reasons_and_marks_the_decision_overruled(
@@ -233,7 +233,7 @@ def test_an_appeal_is_decided_once_and_only_with_reasons(
     decide(client, appeal_case, "overturned", "Second thoughts.")
     db.session.refresh(record)
     assert (record.outcome, record.outcome_reasons) == ("ratified", "The decision was right.")
-    assert len(outbox(PURPOSE_OUTCOME)) == 1
+    assert len(outbox(MailPurpose.APPEAL_OUTCOME)) == 1
 
 
 def test_committee_appeals_are_decided_by_the_committee(

@@ -1,4 +1,4 @@
-"""The appeal rules of portal.appeals, each at its boundary, with a fixed clock (issue 5)."""
+"""The appeal rules of portal.policy.appeals, each at its boundary, with a fixed clock (issue 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from portal.appeals import (
+from portal.policy.appeals import (
     REFUSALS,
     DecisionFacts,
     Refusal,
@@ -15,8 +15,6 @@ from portal.appeals import (
     add_months,
     appeal_deadline,
     assess,
-    find_reference,
-    named_reference,
 )
 
 DECIDED = datetime(2026, 8, 31, 15, 0, tzinfo=UTC)
@@ -172,19 +170,3 @@ def test_every_refusal_is_one_sentence_that_says_what_to_do_instead() -> None:
         assert sentence.endswith("."), refusal
         assert sentence.count(". ") == 0, f"{refusal}: more than one sentence"
         assert ":" in sentence, f"{refusal}: why, then what to do instead"
-
-
-@pytest.mark.parametrize(
-    ("subject", "body", "expected"),
-    [
-        ("Appeal of oa-2026-000123", None, "OA-2026-000123"),
-        ("Appeal", "My case is OA-2026-000123, thanks.", "OA-2026-000123"),
-        ("Appeal", "no reference here", None),
-        ("OA-2026-000001 and OA-2026-000002", "OA-2026-000003", None),
-        ("Appeal OA-2026-000001", "quoting OA-2026-000009", "OA-2026-000001"),
-        ("XOA-2026-0001234", None, None),
-    ],
-)
-def test_the_reference_a_mail_names(subject: str, body: str | None, expected: str | None) -> None:
-    assert named_reference(subject, body) == expected
-    assert find_reference("OA-2026-000001 OA-2026-000001") == "OA-2026-000001"

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Case
-from portal.policy import ActionType
+from portal.policy.actions import ActionType
 from portal.services.cases import RequestSubmission, open_request
 from portal.storage import BlobStore
 from tests.conftest import make_app, work_outbox

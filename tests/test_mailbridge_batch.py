@@ -18,7 +18,7 @@ from mailbridge.ingest import IncomingMail, Ingestor
 from portal.extensions import db
 from portal.models import Case, MailboxState, Message
 from portal.models.base import utcnow
-from portal.models.case import format_reference
+from portal.policy.references import format_reference
 from tests.mailbridge_helpers import incoming, make_mail
 
 

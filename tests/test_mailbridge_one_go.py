@@ -33,10 +33,10 @@ from portal.models import (
     OutboundMail,
 )
 from portal.models.base import utcnow
-from portal.models.case import format_reference
-from portal.policy import Team
+from portal.policy.mail import MailPurpose
+from portal.policy.references import format_reference
+from portal.policy.routing import Team
 from portal.services import audit
-from portal.services.acks import ACK_PURPOSE
 from portal.services.cases import open_mail_case
 from tests.conftest import OUR_AUTHSERV_ID
 from tests.mailbridge_helpers import incoming, make_mail
@@ -207,7 +207,9 @@ def test_acknowledged_mail_is_filed_in_one_go_too_within_the_daily_limit(
     for table in ("cases", "messages", "outbound_mail", "audit_events"):
         assert inserts[table] <= 2, (table, inserts)
     db.session.rollback()
-    acks = db.session.scalars(select(OutboundMail).where(OutboundMail.purpose == ACK_PURPOSE))
+    acks = db.session.scalars(
+        select(OutboundMail).where(OutboundMail.purpose == MailPurpose.ACKNOWLEDGEMENT)
+    )
     recipients = [mail.recipients[0] for mail in acks]
     assert recipients.count("alice@example.org") == limit
     assert len(recipients) == limit + 3

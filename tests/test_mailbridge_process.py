@@ -16,7 +16,7 @@ from flask import Flask
 
 from portal.config import get_settings
 from portal.extensions import db
-from portal.policy import Team
+from portal.policy.routing import Team
 from portal.services.cases import open_mail_case
 from portal.services.outbound import queue_mail
 from tests.mailbridge_helpers import (

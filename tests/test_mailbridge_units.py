@@ -24,7 +24,7 @@ from mailbridge.parse import parse_mail
 from mailbridge.sync import ResyncGuard
 from mailbridge.threads import CaseInfo, ThreadIndex, decide
 from portal.message_ids import make_message_id
-from portal.models.case import references_in
+from portal.policy.references import references_in
 from portal.sanitize import html_to_text, sanitize_html
 from portal.storage import BlobStore
 from tests.mailbridge_helpers import make_mail

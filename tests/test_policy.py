@@ -6,20 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.policy import (
+from portal.policy.actions import (
     LEGAL_TIMEZONE,
     RULES,
+    SUMMARY_MAX_WORDS,
     ActionType,
     CaseKind,
     PriorAttempts,
     Priority,
-    Team,
     add_business_days,
     due_at,
     is_business_day,
     prior_attempts_required,
     rule_for,
 )
+from portal.policy.routing import Team
 
 PT = LEGAL_TIMEZONE
 
@@ -117,3 +118,14 @@ def test_zero_business_days_is_the_same_instant() -> None:
     assert add_business_days(start, 0) == start
     with pytest.raises(ValueError, match="negative"):
         add_business_days(start, -1)
+
+
+def test_a_summary_is_succinct_except_for_child_protection() -> None:
+    """300 words for every action, and no limit at all where nothing may slow a report."""
+    limits = {action: rule.summary_max_words for action, rule in RULES.items()}
+    assert limits.pop(ActionType.CHILD_PROTECTION) is None
+    assert set(limits.values()) == {SUMMARY_MAX_WORDS} == {300}
+
+
+def test_only_an_event_ban_asks_for_its_scope() -> None:
+    assert [a for a, rule in RULES.items() if rule.event_scope] == [ActionType.EVENT_BAN]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portal.policy import (
+from portal.policy.abuse import (
     LOCKOUT_MAX_DAYS,
     Intent,
     LockoutFactors,

@@ -1,7 +1,7 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 
 from portal.models.abuse import AbuseMark, AbuseWarning, Lockout
-from portal.models.appeal import Appeal, AppealState
+from portal.models.appeal import Appeal
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.case import Case, CaseParty
@@ -15,7 +15,6 @@ from portal.models.staff import (
     LoginAttempt,
     LoginThrottle,
     ReplyPresence,
-    Role,
     StaffUser,
 )
 
@@ -23,7 +22,6 @@ __all__ = [
     "AbuseMark",
     "AbuseWarning",
     "Appeal",
-    "AppealState",
     "Attachment",
     "AuditEvent",
     "Base",
@@ -41,6 +39,5 @@ __all__ = [
     "RateLimitCounter",
     "ReplyPresence",
     "Reporter",
-    "Role",
     "StaffUser",
 ]

@@ -2,7 +2,7 @@
 
 Policy ("Abusive requests are not acceptable"): abusive reports lead to a warning; if they
 continue after it, a lock-out whose length follows seriousness, frequency, number and presumed
-intent. The rule lives in portal/policy.py; these rows record what staff decided and why.
+intent. The rule lives in portal/policy/abuse.py; these rows record what staff decided and why.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
+from portal.policy.abuse import in_force
 
 
 class AbuseMark(Base):
@@ -78,7 +79,7 @@ class Lockout(Base):
 
     def active_at(self, moment: datetime) -> bool:
         """In force at ``moment`` (the rule ``portal.services.abuse`` queries by)."""
-        return self.lifted_at is None and self.starts_at <= moment < self.ends_at
+        return in_force(self.starts_at, self.ends_at, self.lifted_at, moment)
 
     def __repr__(self) -> str:
         return f"<Lockout #{self.id} reporter={self.reporter_id} until {self.ends_at:%Y-%m-%d}>"

@@ -15,13 +15,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
-
-
-class AppealState:
-    PENDING = "pending"  # waiting for the link to be followed
-    REFUSED = "refused"  # the rules said no; the person was told why by mail
-    OPEN = "open"  # confirmed: in a reviewer's queue
-    DECIDED = "decided"
+from portal.policy.appeals import AppealState
 
 
 class Appeal(Base):
@@ -35,7 +29,7 @@ class Appeal(Base):
     appeal_case_id: Mapped[int | None] = mapped_column(
         ForeignKey("cases.id", ondelete="SET NULL"), unique=True
     )
-    role: Mapped[str] = mapped_column(String(16))  # requester | subject
+    role: Mapped[str] = mapped_column(String(16))  # portal.policy.appeals.AppellantRole
     channel: Mapped[str] = mapped_column(String(16))  # web | mail
     # The address on record for the role: where every answer about this appeal goes.
     appellant_email: Mapped[str] = mapped_column(String(320))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,38 +9,22 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.models.base import Base, TimestampMixin
-from portal.policy import CaseKind, CaseStatus, Priority, Team
+from portal.policy.actions import CaseKind, CaseStatus, Priority
+from portal.policy.routing import Team
 
 if TYPE_CHECKING:
     from portal.models.message import Message
     from portal.models.people import Reporter
 
 # Form and column agree on these (style guide: take limits from the model).
-SUMMARY_MAX_WORDS = 300
 SUMMARY_MAX_CHARS = 4_000
 DETAILS_MAX_CHARS = 20_000
 SHORT_TEXT_MAX = 200
 URLS_MAX = 300  # links per list field: a long ban request's diffs fit, a pasted dump does not
 URL_MAX_CHARS = 2_000
 
-REFERENCE_PREFIX = "OA"
 # Cases with no policy clock sort after every dated case in a queue.
 NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-def format_reference(year: int, number: int) -> str:
-    """``OA-2026-000123``: short enough to quote in a subject, sortable, not guessable by year."""
-    return f"{REFERENCE_PREFIX}-{year:04d}-{number:06d}"
-
-
-# A reference as people quote it, in whatever case they typed it (the one pattern for the
-# mail bridge, appeals and search).
-REFERENCE_PATTERN = re.compile(rf"\b{REFERENCE_PREFIX}-\d{{4}}-\d{{6}}\b", re.IGNORECASE)
-
-
-def references_in(text: str | None) -> list[str]:
-    """Every case reference in ``text``, upper-cased, in order of appearance, once each."""
-    return list(dict.fromkeys(found.upper() for found in REFERENCE_PATTERN.findall(text or "")))
 
 
 class Case(TimestampMixin, Base):
@@ -99,7 +82,7 @@ class Case(TimestampMixin, Base):
         ForeignKey("staff_users.id", ondelete="SET NULL")
     )
     decision_details: Mapped[str | None] = mapped_column(Text)
-    # Appeals (portal.appeals). An event ban that is part of (or led to) a global ban is not
+    # Appeals (portal.policy.appeals). An event ban that is part of (or led to) a global ban is not
     # appealable; one with no end date that is not irrevocable is reviewed by Trust & Safety.
     part_of_global_ban: Mapped[bool] = mapped_column(default=False, server_default=false())
     irrevocable: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -146,7 +129,7 @@ class CaseParty(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     # Canonical form (portal.addresses.canonical_address), so variants match.
     address: Mapped[str] = mapped_column(String(320), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # requester | subject | party
+    role: Mapped[str] = mapped_column(String(16))  # portal.policy.roles.PartyRole
     added_by: Mapped[str | None] = mapped_column(String(320))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

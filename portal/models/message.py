@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -24,13 +25,13 @@ if TYPE_CHECKING:
     from portal.models.case import Case
 
 
-class Direction:
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-    NOTE = "note"
+class Direction(StrEnum):
+    INBOUND = "inbound"  # from outside: the web form, or mail
+    OUTBOUND = "outbound"  # mail we sent
+    NOTE = "note"  # staff only, never sent
 
 
-class Channel:
+class Channel(StrEnum):
     WEB = "web"
     MAIL = "mail"
 
@@ -165,7 +166,7 @@ class OutboundMail(Base):
     envelope_from: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    purpose: Mapped[str] = mapped_column(String(32))  # acknowledgement | reply | warning ...
+    purpose: Mapped[str] = mapped_column(String(32))  # portal.policy.mail.MailPurpose
     state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

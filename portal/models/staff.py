@@ -9,15 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, utcnow
-
-
-class Role:
-    TRUST_SAFETY = "trust_safety"
-    LEGAL = "legal"
-    APPEALS_REVIEWER = "appeals_reviewer"
-    ADMIN = "admin"
-
-    ALL = (TRUST_SAFETY, LEGAL, APPEALS_REVIEWER, ADMIN)
+from portal.policy.permissions import holds
 
 
 class StaffUser(Base):
@@ -28,7 +20,7 @@ class StaffUser(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
-    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # portal.policy.roles.Role
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
@@ -55,7 +47,7 @@ class StaffUser(Base):
         return str(self.id)
 
     def has_role(self, *roles: str) -> bool:
-        return bool(set(self.roles or ()) & set(roles))
+        return holds(self.roles, roles)
 
     @property
     def display_name(self) -> str:

@@ -16,9 +16,10 @@ from werkzeug.datastructures import FileStorage
 from wtforms import EmailField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from portal.appeals import AppellantRole
 from portal.forms import CleanForm, must_be_empty, normalized_email
-from portal.models.case import DETAILS_MAX_CHARS, REFERENCE_PATTERN
+from portal.models.case import DETAILS_MAX_CHARS
+from portal.policy.appeals import AppellantRole
+from portal.policy.references import REFERENCE_PATTERN
 from portal.services.appeals import AppealFiling, UploadedFile
 
 ATTACHMENTS_MAX = 5

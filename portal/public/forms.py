@@ -12,10 +12,9 @@ from portal.models.case import (
     DETAILS_MAX_CHARS,
     SHORT_TEXT_MAX,
     SUMMARY_MAX_CHARS,
-    SUMMARY_MAX_WORDS,
     URLS_MAX,
 )
-from portal.policy import RULES, ActionType, PriorAttempts, rule_for
+from portal.policy.actions import RULES, SUMMARY_MAX_WORDS, ActionType, PriorAttempts, rule_for
 from portal.services.cases import RequestSubmission
 from portal.text import parse_url_lines
 
@@ -56,7 +55,8 @@ class EventScopeRequired:
     message = "Say where the ban should apply: a location, a project, or an end date."
 
     def __call__(self, form: RequestForm, field: StringField) -> None:
-        if form.selected_action() is not ActionType.EVENT_BAN:
+        action = form.selected_action()
+        if action is None or not rule_for(action).event_scope:
             return
         if not (form.scope_location.data or form.scope_project.data or form.scope_until.data):
             raise ValidationError(self.message)
@@ -117,9 +117,10 @@ class RequestForm(CleanForm):
             return None
 
     def validate_summary(self, field: TextAreaField) -> None:
-        # A child protection report is never held up by a word limit (policy: "right away").
-        if self.selected_action() is not ActionType.CHILD_PROTECTION:
-            MaxWords(SUMMARY_MAX_WORDS)(self, field)
+        action = self.selected_action()
+        limit = rule_for(action).summary_max_words if action else SUMMARY_MAX_WORDS
+        if limit is not None:
+            MaxWords(limit)(self, field)
 
     def validate_scope_until(self, field: DateField) -> None:
         if field.data and field.data <= date.today():
@@ -129,7 +130,7 @@ class RequestForm(CleanForm):
         action = self.selected_action()
         if action is None:
             raise ValueError("to_submission() is only for a validated form")
-        event = action is ActionType.EVENT_BAN
+        event = rule_for(action).event_scope
         return RequestSubmission(
             action=action,
             summary=self.summary.data.strip(),

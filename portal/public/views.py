@@ -11,15 +11,13 @@ from portal.config import get_settings
 from portal.errors import keep_input_on_csrf_error
 from portal.extensions import db, limiter
 from portal.models import Case, Lockout
-from portal.policy import (
-    RULES,
-    ActionType,
-    Intent,
-    LockoutFactors,
+from portal.policy.abuse import (
+    LOCKOUT_EXAMPLES,
     LockoutProposal,
-    Seriousness,
+    open_during_lockout,
     propose_lockout_days,
 )
+from portal.policy.actions import RULES, SUMMARY_MAX_WORDS
 from portal.public import bp
 from portal.public.forms import RequestForm
 from portal.services import abuse, acks, audit
@@ -33,7 +31,9 @@ def _request_rate_limit() -> str:
 
 
 def render_request_form(form: RequestForm, status: int = 200) -> tuple[str, int]:
-    return render_template("public/request_form.html", form=form, rules=RULES), status
+    return render_template(
+        "public/request_form.html", form=form, rules=RULES, summary_max_words=SUMMARY_MAX_WORDS
+    ), status
 
 
 @bp.get("/")
@@ -60,7 +60,7 @@ def new_request() -> tuple[str, int] | Response:
     submission = form.to_submission()
     screening = abuse.screen(db.session, submission.requester_email)
     lockout = db.session.get(Lockout, screening.lockout_id) if screening.lockout_id else None
-    if lockout is not None and submission.action is not ActionType.CHILD_PROTECTION:
+    if lockout is not None and not open_during_lockout(submission.action):
         return refuse_locked_out(lockout, channel="request_form")
     case = open_request(db.session, submission)
     if lockout is not None:
@@ -120,24 +120,7 @@ def abuse_policy() -> str:
 
 def abuse_policy_examples() -> list[tuple[str, LockoutProposal]]:
     """Worked examples computed by the rule itself, so the page can never drift from it."""
-    cases = [
-        (
-            "A second minor breach of the Friendly Space Policy after a warning, in good faith, "
-            "one of ten requests marked",
-            LockoutFactors(Seriousness.MINOR, 1, 1, 0.1, Intent.GOOD_FAITH),
-        ),
-        (
-            "Three serious marks since the warning, all in the last month, half of the requests "
-            "marked, intent unclear",
-            LockoutFactors(Seriousness.SERIOUS, 3, 3, 0.5, Intent.UNCLEAR),
-        ),
-        (
-            "Threats against staff after a warning, in apparent bad faith, every request marked, "
-            "after an earlier lockout",
-            LockoutFactors(Seriousness.SEVERE, 2, 2, 1.0, Intent.BAD_FAITH, previous_lockouts=1),
-        ),
-    ]
-    return [(text, propose_lockout_days(factors)) for text, factors in cases]
+    return [(text, propose_lockout_days(factors)) for text, factors in LOCKOUT_EXAMPLES]
 
 
 @bp.get("/requests/submitted")

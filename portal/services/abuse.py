@@ -1,8 +1,8 @@
 """Abuse handling: mark, warn, lock out, lift, and ask whether someone is locked out now.
 
-The order is the policy's: a first mark proposes a warning; a mark after a warning proposes a
-lockout, whose length comes from portal.policy.propose_lockout_days. Staff confirm or override
-(with a written reason); everything is audited, with ids and never addresses.
+The order is the policy's (portal.policy.abuse): a first mark proposes a warning; a mark after
+a warning proposes a lockout, whose length comes from propose_lockout_days. Staff confirm or
+override it (with a written reason); everything is audited, with ids and never addresses.
 """
 
 from __future__ import annotations
@@ -26,16 +26,18 @@ from portal.addresses import (
 from portal.config import Settings
 from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Reporter, StaffUser
 from portal.models.base import utcnow
-from portal.policy import (
+from portal.policy.abuse import (
     FREQUENCY_WINDOW,
-    LOCKOUT_MAX_DAYS,
     AbuseCategory,
     Intent,
     LockoutFactors,
     LockoutProposal,
     Seriousness,
+    Step,
     propose_lockout_days,
+    why_not_override,
 )
+from portal.policy.mail import MailPurpose
 from portal.services import audit
 from portal.services.outbound import queue_mail
 
@@ -48,9 +50,9 @@ class AbuseError(ValueError):
 
 @dataclass(frozen=True)
 class NextStep:
-    """What the rules propose after a mark: a warning first, a lockout after one."""
+    """What the rules propose after a mark, with the lockout's proposed length when it is one."""
 
-    kind: str  # "warning" | "lockout"
+    kind: Step
     proposal: LockoutProposal | None = None
 
 
@@ -219,8 +221,8 @@ def next_step(session: Session, reporter: Reporter, now: datetime | None = None)
     now = now or utcnow()
     warning = latest_warning(session, reporter)
     if warning is None:
-        return NextStep("warning")
-    return NextStep("lockout", lockout_proposal(session, reporter, warning, now))
+        return NextStep(Step.WARNING)
+    return NextStep(Step.LOCKOUT, lockout_proposal(session, reporter, warning, now))
 
 
 def lockout_proposal(
@@ -293,7 +295,7 @@ def send_warning(
         to=reporter.email,
         subject=f"[{case.reference}] About your messages to the Foundation",
         text=text,
-        purpose="warning",
+        purpose=MailPurpose.WARNING,
         author_staff_id=staff.id,
         now=now,
     )
@@ -335,10 +337,9 @@ def confirm_lockout(
     proposal = lockout_proposal(session, reporter, warning, now)
     days = proposal.days
     if override_days is not None and override_days != proposal.days:
-        if not (override_reason or "").strip():
-            raise AbuseError("Give a written reason for a length other than the proposed one.")
-        if not 1 <= override_days <= LOCKOUT_MAX_DAYS:
-            raise AbuseError(f"A lockout lasts between 1 and {LOCKOUT_MAX_DAYS} days.")
+        refusal = why_not_override(override_days, override_reason)
+        if refusal is not None:
+            raise AbuseError(refusal)
         days = override_days
     lockout = Lockout(
         reporter_id=reporter.id,

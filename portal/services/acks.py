@@ -1,16 +1,14 @@
 """Automatic acknowledgements, with the guards that keep them from becoming a nuisance.
 
-An acknowledgement tells a person that a human will read what they sent, and gives them the
-reference to quote. It is marked ``Auto-Submitted: auto-replied`` (RFC 3834) and limited per
-person per day, so a loop with another robot, or someone filing in a burst, cannot turn the
-portal into a mail cannon.
+When one is sent, and its limits, are rules (``portal.policy.mail``); here they are counted
+and the mail is queued.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,13 +17,11 @@ from sqlalchemy.orm import Session
 from portal.config import Settings
 from portal.models import Case, OutboundMail
 from portal.models.base import utcnow
-from portal.policy import rule_for
+from portal.policy.actions import rule_for
+from portal.policy.mail import ACK_WINDOW, MailPurpose, within_daily_limit
 from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
-
-ACK_PURPOSE = "acknowledgement"
-ACK_WINDOW = timedelta(days=1)
 
 
 def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int:
@@ -38,7 +34,7 @@ def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int
             .join(Case, Case.id == OutboundMail.case_id)
             .where(
                 Case.requester_id == reporter_id,
-                OutboundMail.purpose == ACK_PURPOSE,
+                OutboundMail.purpose == MailPurpose.ACKNOWLEDGEMENT,
                 OutboundMail.created_at >= now - ACK_WINDOW,
             )
         )
@@ -49,7 +45,9 @@ def acks_sent_recently(session: Session, reporter_id: int, now: datetime) -> int
     queued = sum(
         1
         for row in pending
-        if isinstance(row, OutboundMail) and row.purpose == ACK_PURPOSE and row.case_id in theirs
+        if isinstance(row, OutboundMail)
+        and row.purpose == MailPurpose.ACKNOWLEDGEMENT
+        and row.case_id in theirs
     )
     return (stored or 0) + queued
 
@@ -71,7 +69,8 @@ def _acknowledge(
     """The daily limit, then the paired .txt/.html templates queued as an auto-reply."""
     if case.requester_id is None:
         raise ValueError(f"{case.reference} has no requester to acknowledge")
-    if acks_sent_recently(session, case.requester_id, now) >= settings.acks_per_address_per_day:
+    sent = acks_sent_recently(session, case.requester_id, now)
+    if not within_daily_limit(sent, settings.acks_per_address_per_day):
         log.info("acknowledgement for %s not sent: daily limit for this person", case.reference)
         return None
     return queue_template_mail(
@@ -83,7 +82,7 @@ def _acknowledge(
         case=case,
         to=to,
         subject=subject,
-        purpose=ACK_PURPOSE,
+        purpose=MailPurpose.ACKNOWLEDGEMENT,
         in_reply_to=in_reply_to,
         references=references,
         auto_reply=True,

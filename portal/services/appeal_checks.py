@@ -1,8 +1,9 @@
 """The checks an appeal passes before anyone reviews it: party, rules, and the link.
 
-Database questions for the pure rules of :mod:`portal.appeals` (is this address the one on
-record for that role? is another appeal of the decision open?), and the signed, single-use
-confirmation link. Nothing here writes; :mod:`portal.services.appeals` acts on the answers.
+Database questions for the pure rules of :mod:`portal.policy.appeals` (is this address the
+one on record for that role? is another appeal of the decision open?), and the signed,
+single-use confirmation link. Nothing here writes; :mod:`portal.services.appeals` acts on the
+answers.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from portal.addresses import canonical_address
-from portal.appeals import AppellantRole, Assessment, DecisionFacts, Outcome, assess, window_start
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Case, CaseParty
-from portal.services.inbox import OPEN_STATUSES
+from portal.models import Appeal, Case, CaseParty
+from portal.policy.actions import OPEN_STATUSES
+from portal.policy.appeals import (
+    AppealState,
+    AppellantRole,
+    Assessment,
+    DecisionFacts,
+    Outcome,
+    assess,
+    window_start,
+)
 
 # Not a secret: it namespaces the signature, so a confirmation link signed with the app's key
 # can never pass for a session cookie or a CSRF token signed with the same key (and back).
+# It names where the rules lived when it was chosen; changing it would void every link in flight.
 LINK_SALT = "portal.appeals.confirmation"
 CONFIRM_PATH = "/appeals/confirm/"
 

@@ -18,29 +18,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.access import get_visible_case, visible_cases
-from portal.appeals import OUTCOME_LABELS, ROUTE_TEAM, Outcome, Route
 from portal.config import Settings
-from portal.models import Appeal, AppealState, Case, Role, StaffUser
+from portal.models import Appeal, Case, StaffUser
 from portal.models.base import utcnow
-from portal.policy import CaseStatus, Team, rule_for
+from portal.policy.actions import CaseStatus, rule_for
+from portal.policy.appeals import (
+    OUTCOME_LABELS,
+    ROUTE_LABELS,
+    ROUTE_TEAM,
+    AppealState,
+    Outcome,
+    Route,
+    route_of,
+)
+from portal.policy.mail import MailPurpose
+from portal.policy.permissions import (
+    why_cannot_decide_appeal,
+    why_cannot_refer,
+    why_cannot_share,
+)
 from portal.services import audit
 from portal.services.case_actions import CaseActionError, record_change
 from portal.services.outbound import queue_template_mail
 
 log = logging.getLogger(__name__)
-
-PURPOSE_OUTCOME = "appeal_outcome"
-# Who decides an appeal on each route.
-DECIDER_ROLE: dict[Route, str] = {
-    Route.COMMITTEE: Role.APPEALS_REVIEWER,
-    Route.TRUST_SAFETY: Role.TRUST_SAFETY,
-    Route.LEGAL: Role.LEGAL,
-}
-ROUTE_LABELS: dict[Route, str] = {
-    Route.COMMITTEE: "the case review committee",
-    Route.TRUST_SAFETY: "Trust & Safety",
-    Route.LEGAL: "the Legal team",
-}
 
 
 class AppealError(CaseActionError):
@@ -89,10 +90,6 @@ class AppealsPanel:
     appeal_of: Case | None = None
 
 
-def _route(appeal: Appeal) -> Route:
-    return Route(appeal.route or Route.COMMITTEE)
-
-
 def decision_under_review(session: Session, user: StaffUser, case: Case) -> DecisionUnderReview:
     return DecisionUnderReview(
         case_id=case.id,
@@ -118,22 +115,16 @@ def appeal_of_case(session: Session, appeal_case: Case) -> Appeal | None:
 
 
 def why_cannot_decide(user: StaffUser, appeal: Appeal | None, original: Case | None) -> str | None:
-    """The one sentence that explains why ``user`` may not decide, or None."""
-    if appeal is None or original is None:
-        return (
-            "No confirmed appeal is recorded for this case, so there is nothing to decide here: "
-            "an appeal is filed on the appeal form or by mail to the appeals address."
-        )
-    if appeal.state == AppealState.DECIDED:
-        return "This appeal has been decided already; its outcome is final."
-    if appeal.state != AppealState.OPEN:
-        return "The appellant has not confirmed this appeal, so it is not open for review."
-    if original.decided_by_id is not None and original.decided_by_id == user.id:
-        return "You made the decision under appeal, so a colleague must decide its appeal."
-    route = _route(appeal)
-    if not user.has_role(DECIDER_ROLE[route]):
-        return f"This appeal is with {ROUTE_LABELS[route]}, so only they can decide it."
-    return None
+    """The one sentence that explains why ``user`` may not decide, or None (the rule:
+    portal.policy.permissions.why_cannot_decide_appeal)."""
+    state: str | None = None  # None: no confirmed appeal recorded
+    route: str | None = None
+    decided_by_id: int | None = None
+    if appeal is not None and original is not None:
+        state, route, decided_by_id = appeal.state, appeal.route, original.decided_by_id
+    return why_cannot_decide_appeal(
+        staff_id=user.id, roles=user.roles, state=state, route=route, decided_by_id=decided_by_id
+    )
 
 
 def review_page(session: Session, user: StaffUser, appeal_case: Case) -> ReviewPage:
@@ -210,7 +201,7 @@ def record_outcome(
         case=appeal_case,
         to=appeal.appellant_email,
         subject=f"[{appeal_case.reference}] The outcome of your appeal of {original.reference}",
-        purpose=PURPOSE_OUTCOME,
+        purpose=MailPurpose.APPEAL_OUTCOME,
         author_staff_id=staff.id,
         now=now,
     )
@@ -224,13 +215,14 @@ def refer_to_committee(
     """Legal found the appeal eligible (or Trust & Safety passes it on): the committee's queue."""
     now = now or utcnow()
     appeal = appeal_of_case(session, appeal_case)
-    if appeal is None or appeal.state != AppealState.OPEN:
-        raise AppealError("Only an open, confirmed appeal can be referred to the committee.")
-    route = _route(appeal)
-    if route is Route.COMMITTEE:
-        raise AppealError("This appeal is with the case review committee already.")
-    if not staff.has_role(DECIDER_ROLE[route]):
-        raise AppealError(f"This appeal is with {ROUTE_LABELS[route]}, so only they can refer it.")
+    refusal = why_cannot_refer(
+        roles=staff.roles,
+        state=appeal.state if appeal is not None else None,
+        route=appeal.route if appeal is not None else None,
+    )
+    if refusal is not None or appeal is None:
+        raise AppealError(refusal or "There is no appeal to refer.")
+    route = route_of(appeal.route)
     before = {"route": appeal.route, "team": appeal_case.team}
     appeal.route = Route.COMMITTEE.value
     appeal.route_reason = f"Referred to the committee by {ROUTE_LABELS[route]}."
@@ -239,22 +231,12 @@ def refer_to_committee(
     record_change(session, staff, appeal_case, "appeal.referred", before, after, now)
 
 
-def why_cannot_share(staff: StaffUser, case: Case) -> str | None:
-    """Why ``staff`` may not open ``case`` to the review committee; None when they may (the
-    case page offers the form exactly then)."""
-    if not staff.has_role(Role.TRUST_SAFETY, Role.ADMIN):
-        return "Only Trust & Safety decide what the review committee may read."
-    if case.team == Team.APPEALS:
-        return "This is an appeal: its reviewers see it already."
-    return None
-
-
 def share_with_reviewers(
     session: Session, *, staff: StaffUser, case: Case, shared: bool, now: datetime | None = None
 ) -> None:
     """Trust & Safety let the committee read the whole file of a case under appeal, or stop."""
     now = now or utcnow()
-    refusal = why_cannot_share(staff, case)
+    refusal = why_cannot_share(roles=staff.roles, team=case.team)
     if refusal:
         raise AppealError(refusal)
     before = case.shared_with_reviewers

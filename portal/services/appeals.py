@@ -29,20 +29,22 @@ from typing import Any
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from portal.appeals import (
+from portal.config import Settings
+from portal.models import Appeal, Attachment, Case, Message
+from portal.models.base import utcnow
+from portal.models.case import SUMMARY_MAX_CHARS
+from portal.models.message import Channel, Direction
+from portal.policy.actions import CaseKind, CaseStatus, Priority, rule_for
+from portal.policy.appeals import (
     ROUTE_TEAM,
+    AppealState,
     AppellantRole,
     Assessment,
     Route,
     format_day,
-    named_reference,
 )
-from portal.config import Settings
-from portal.models import Appeal, AppealState, Attachment, Case, Message
-from portal.models.base import utcnow
-from portal.models.case import SUMMARY_MAX_CHARS
-from portal.models.message import Channel, Direction
-from portal.policy import CaseKind, CaseStatus, Priority, rule_for
+from portal.policy.mail import MailPurpose
+from portal.policy.references import named_reference
 from portal.services import audit, jobs
 from portal.services.appeal_checks import (
     Confirmed,
@@ -59,10 +61,6 @@ from portal.services.outbound import queue_template_mail, thread_under
 from portal.storage import BlobStore, StagingArea
 
 log = logging.getLogger(__name__)
-
-PURPOSE_CONFIRM = "appeal_confirmation"
-PURPOSE_REFUSED = "appeal_refusal"
-PURPOSE_FILED = "appeal_filed"
 
 ROLE_LABELS = {
     AppellantRole.REQUESTER: "the person who asked for the office action",
@@ -297,7 +295,7 @@ def _ask_for_confirmation(
         text="Please confirm your appeal",
         template="appeal_confirm",
         context=context,
-        purpose=PURPOSE_CONFIRM,
+        purpose=MailPurpose.APPEAL_CONFIRMATION,
         action="appeal.filed",
         details={"role": appeal.role},
         now=now,
@@ -342,7 +340,7 @@ def _refuse(
         text="Your appeal cannot be reviewed",
         template="appeal_refused",
         context=context,
-        purpose=PURPOSE_REFUSED,
+        purpose=MailPurpose.APPEAL_REFUSAL,
         action="appeal.refused",
         details={"refusal": appeal.refusal},
         now=now,
@@ -588,7 +586,7 @@ def confirm_appeal(
         case=appeal_case,
         to=appeal.appellant_email,
         subject=f"[{appeal_case.reference}] Your appeal of {case.reference} is with its reviewers",
-        purpose=PURPOSE_FILED,
+        purpose=MailPurpose.APPEAL_FILED,
         auto_reply=True,
         now=now,
     ).id

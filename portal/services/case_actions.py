@@ -16,10 +16,17 @@ from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseStatus, Priority, Team, due_at, rule_for
+from portal.policy.actions import (
+    DECISIONS,
+    ActionType,
+    CaseStatus,
+    Decision,
+    Priority,
+    due_at,
+    rule_for,
+)
+from portal.policy.routing import Team
 from portal.services import audit
-
-DECISIONS = ("granted", "declined")
 
 
 class CaseActionError(ValueError):
@@ -158,7 +165,7 @@ def record_decision(
     now: datetime | None = None,
 ) -> None:
     """Record the decision. For a granted event ban, also its scope and the two facts the
-    appeal rules need (portal.appeals): part of a global ban, and irrevocable."""
+    appeal rules need (portal.policy.appeals): part of a global ban, and irrevocable."""
     now = now or utcnow()
     if decision not in DECISIONS:
         raise CaseActionError("A decision is granted or declined.")
@@ -168,7 +175,7 @@ def record_decision(
     case.decided_at = now
     case.decided_by_id = staff.id
     case.status = CaseStatus.DECIDED
-    event_ban = case.action == ActionType.EVENT_BAN and decision == "granted"
+    event_ban = case.action == ActionType.EVENT_BAN and decision == Decision.GRANTED
     if event_ban:
         case.scope_location = scope_location or case.scope_location
         case.scope_project = scope_project or case.scope_project

@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from portal.addresses import canonical_address
 from portal.models import Case, CaseParty, Message, Reporter
 from portal.models.base import utcnow
-from portal.models.case import SUMMARY_MAX_CHARS, format_reference
+from portal.models.case import SUMMARY_MAX_CHARS
 from portal.models.message import Channel, Direction
-from portal.policy import ActionType, CaseKind, CaseStatus, Priority, Team, due_at, rule_for
+from portal.policy.actions import ActionType, CaseKind, CaseStatus, Priority, due_at, rule_for
+from portal.policy.references import format_reference
+from portal.policy.roles import PartyRole
+from portal.policy.routing import Team
 from portal.services import audit
 from portal.services.bulk import RowIds
 
@@ -116,7 +119,11 @@ def add_case(session: Session, case: Case, requester: Reporter | None) -> Case:
         session.flush()
     assign_reference(case)
     if requester is not None:
-        session.add(CaseParty(case_id=case.id, address=requester.canonical_email, role="requester"))
+        session.add(
+            CaseParty(
+                case_id=case.id, address=requester.canonical_email, role=PartyRole.REQUESTER.value
+            )
+        )
     return case
 
 

@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from portal.access import visibility, visible_teams
 from portal.models import Case, StaffUser
 from portal.models.base import utcnow
-from portal.policy import CaseStatus, Priority
+from portal.policy.actions import OPEN_STATUSES, Priority
 from portal.search import case_reference_query, matching_case_ids
 
 PAGE_SIZE = 50
-OPEN_STATUSES = (CaseStatus.NEW, CaseStatus.OPEN, CaseStatus.WAITING, CaseStatus.IN_REVIEW)
 
 
 @dataclass(frozen=True)

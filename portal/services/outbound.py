@@ -43,7 +43,7 @@ from portal.message_ids import make_message_id
 from portal.models import Case, Message, OutboundMail
 from portal.models.base import utcnow
 from portal.models.message import Channel, Direction, OutboxState
-from portal.policy import Team
+from portal.policy.routing import RoleAddress, address_for_team
 from portal.services import audit
 from portal.services.bulk import add_with_id
 
@@ -77,10 +77,13 @@ class Delivery:
 
 
 def team_address(settings: Settings, team: str) -> str:
+    """The configured address of the role address mail about ``team``'s cases goes out from
+    (portal.policy.routing.address_for_team)."""
     return {
-        Team.LEGAL: settings.address_legal,
-        Team.APPEALS: settings.address_appeals,
-    }.get(Team(team), settings.address_ca)
+        RoleAddress.CA: settings.address_ca,
+        RoleAddress.LEGAL: settings.address_legal,
+        RoleAddress.APPEALS: settings.address_appeals,
+    }[address_for_team(team)]
 
 
 def _check_header(name: str, value: str) -> str:

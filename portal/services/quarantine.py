@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from portal.access import visibility
 from portal.models import Case, Message, StaffUser
 from portal.models.base import utcnow
-from portal.policy import MAILBOX_TEAMS, Team
+from portal.policy.routing import team_for_mailbox
 from portal.services import audit
 from portal.services.cases import open_mail_case
 
@@ -64,7 +64,7 @@ def release(
     if message.case_id is None:
         case = open_mail_case(
             session,
-            team=MAILBOX_TEAMS.get(message.mailbox or "", Team.TRUST_SAFETY),
+            team=team_for_mailbox(message.mailbox),
             mailbox=message.mailbox or "web",
             sender=message.sender,
             sender_name=message.sender_name,

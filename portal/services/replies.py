@@ -13,6 +13,7 @@ from portal.config import Settings
 from portal.models import CannedResponse, Case, Message, OutboundMail, ReplyPresence, StaffUser
 from portal.models.base import utcnow
 from portal.models.message import Direction
+from portal.policy.mail import MailPurpose
 from portal.services import audit
 from portal.services.outbound import queue_mail, thread_under
 
@@ -78,7 +79,7 @@ def send_reply(
         to=reply_recipient(case, answered),
         subject=reply_subject(case, answered),
         text=body,
-        purpose="reply",
+        purpose=MailPurpose.REPLY,
         **thread_under(answered),
         author_staff_id=staff.id,
         now=now,

@@ -20,8 +20,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.addresses import normalize_address, redact
-from portal.models import Role, StaffUser
+from portal.models import StaffUser
 from portal.models.base import utcnow
+from portal.policy.roles import Role
 from portal.services import audit
 from portal.services.signin_throttle import LoginThrottled, claim, forgive
 from portal.signin import account_key, throttle_address
@@ -89,9 +90,9 @@ def _new_totp(user: StaffUser) -> str:
 def create_staff(
     session: Session, *, email: str, roles: list[str], password: str, name: str | None = None
 ) -> NewCredentials:
-    unknown = set(roles) - set(Role.ALL)
+    unknown = set(roles) - set(Role)
     if unknown or not roles:
-        raise StaffError(f"roles must be among {', '.join(Role.ALL)}")
+        raise StaffError(f"roles must be among {', '.join(Role)}")
     password_hash = hash_password(password)
     address = normalize_address(email)
     if _by_key(session, account_key(address)) is not None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portal.access import unfiled_visibility
 from portal.models import Message, StaffUser
 from portal.models.base import utcnow
-from portal.policy import MAILBOX_TEAMS
+from portal.policy.routing import MAILBOX_TEAMS
 from portal.services import audit
 from portal.services.cases import open_mail_case
 

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from portal.access import visible_mailboxes
 from portal.display import BODY_DISPLAY_LABEL, body_to_show
+from portal.policy.permissions import may_handle_abuse, may_manage_canned_responses
 from portal.sanitize import sanitize_html
 from portal.signin import SessionEnd
 
@@ -56,6 +57,9 @@ def sanitized(markup: str | None) -> Markup:
 # The case and appeal pages show a body through these (templates/staff/_message.html).
 bp.add_app_template_global(body_to_show)
 bp.add_app_template_global(BODY_DISPLAY_LABEL, "BODY_DISPLAY_LABEL")
+# What the navigation and the case page offer follows the rules the views enforce.
+bp.add_app_template_global(may_handle_abuse)
+bp.add_app_template_global(may_manage_canned_responses)
 
 
 @bp.context_processor

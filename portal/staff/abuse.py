@@ -10,15 +10,15 @@ from werkzeug.wrappers import Response
 from portal.access import get_visible_case, get_visible_reporter, visible_cases
 from portal.config import get_settings
 from portal.extensions import db
-from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Message, Reporter, Role
+from portal.models import AbuseMark, AbuseWarning, Case, Lockout, Message, Reporter
 from portal.models.base import utcnow
+from portal.policy.abuse import Step
+from portal.policy.permissions import ABUSE_ROLES
 from portal.services import abuse, quarantine
 from portal.services.abuse import AbuseError
 from portal.staff import bp
 from portal.staff.decorators import role_required
 from portal.staff.forms import AbuseMarkForm, LiftForm, LockoutForm, WarningForm
-
-ABUSE_ROLES = (Role.TRUST_SAFETY, Role.ADMIN)
 
 
 def _reporter_or_404(reporter_id: int) -> Reporter:
@@ -91,7 +91,7 @@ def reporter(reporter_id: int) -> str:
             step = abuse.next_step(db.session, reporter, now)
         except AbuseError:
             step = None  # warned, and no mark since: nothing to propose
-    if step is not None and step.kind == "warning":
+    if step is not None and step.kind is Step.WARNING:
         policy_url = url_for("public.abuse_policy", _external=True)
         warning_form = WarningForm(
             text=abuse.warning_text(reporter, marks[0], policy_url), mark_id=str(marks[0].id)

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
-from portal.models import CannedResponse, Role
+from portal.models import CannedResponse
+from portal.policy.permissions import CANNED_RESPONSE_ROLES
 from portal.services import audit
 from portal.staff import bp
 from portal.staff.decorators import role_required
@@ -16,7 +17,7 @@ from portal.staff.forms import CannedResponseForm
 
 
 @bp.get("/admin/canned")
-@role_required(Role.ADMIN)
+@role_required(*CANNED_RESPONSE_ROLES)
 def canned_list() -> str:
     responses = db.session.scalars(select(CannedResponse).order_by(CannedResponse.title)).all()
     return render_template("staff/canned_list.html", responses=responses, form=CannedResponseForm())
@@ -24,7 +25,7 @@ def canned_list() -> str:
 
 @bp.route("/admin/canned/new", methods=["POST"])
 @bp.route("/admin/canned/<int:canned_id>", methods=["GET", "POST"])
-@role_required(Role.ADMIN)
+@role_required(*CANNED_RESPONSE_ROLES)
 def canned_edit(canned_id: int | None = None) -> str | Response | tuple[str, int]:
     item = db.session.get(CannedResponse, canned_id) if canned_id else CannedResponse()
     if item is None:
@@ -58,7 +59,7 @@ def canned_edit(canned_id: int | None = None) -> str | Response | tuple[str, int
 
 
 @bp.post("/admin/canned/<int:canned_id>/delete")
-@role_required(Role.ADMIN)
+@role_required(*CANNED_RESPONSE_ROLES)
 def canned_delete(canned_id: int) -> Response:
     item = db.session.get(CannedResponse, canned_id)
     if item is None:

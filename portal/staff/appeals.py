@@ -18,7 +18,9 @@ from portal.config import get_settings
 from portal.extensions import db
 from portal.models import Case
 from portal.models.base import utcnow
-from portal.policy import CaseKind
+from portal.policy.actions import CaseKind
+from portal.policy.appeals import ROUTE_LABELS
+from portal.policy.permissions import referable, why_cannot_share
 from portal.services import appeal_review
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
@@ -61,7 +63,7 @@ def appeal_helpers() -> dict[str, Any]:
         return appeal_review.appeals_panel(db.session, current_user, case)
 
     def may_share(case: Case) -> bool:
-        return appeal_review.why_cannot_share(current_user, case) is None
+        return why_cannot_share(roles=current_user.roles, team=case.team) is None
 
     return {"appeals_panel": panel, "may_share_with_reviewers": may_share}
 
@@ -79,10 +81,8 @@ def appeal(case_id: int) -> str | Response:
         clock=time_left(case, utcnow()),
         outcome_form=AppealOutcomeForm(),
         refer_form=ReferAppealForm(),
-        route_labels=appeal_review.ROUTE_LABELS,
-        may_refer=page.appeal is not None
-        and page.appeal.route not in (None, "committee")
-        and page.appeal.state == "open",
+        route_labels=ROUTE_LABELS,
+        may_refer=page.appeal is not None and referable(page.appeal.state, page.appeal.route),
     )
 
 

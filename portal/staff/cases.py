@@ -14,8 +14,9 @@ from portal.access import get_visible_case, visible_cases
 from portal.config import get_settings
 from portal.extensions import db
 from portal.forms import options
-from portal.models import AuditEvent, Case, Message, OutboundMail, Role, StaffUser
+from portal.models import AuditEvent, Case, Message, OutboundMail, StaffUser
 from portal.models.base import utcnow
+from portal.policy.permissions import may_handle_abuse
 from portal.services import case_actions, replies
 from portal.services.case_actions import CaseActionError
 from portal.services.inbox import time_left
@@ -98,7 +99,7 @@ def case(case_id: int) -> str:
         party_form=PartyForm(),
         decision_form=DecisionForm(),
         abuse_form=AbuseMarkForm()
-        if case.requester_id and current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
+        if case.requester_id and may_handle_abuse(current_user.roles)
         else None,
         modification_form=ModificationForm(),
     )

@@ -22,10 +22,13 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from portal.appeals import OUTCOME_LABELS
 from portal.forms import CleanForm, normalized_email, options
 from portal.models.case import DETAILS_MAX_CHARS, SHORT_TEXT_MAX
-from portal.policy import RULES, CaseStatus, Team
+from portal.policy.abuse import CATEGORY_LABELS, INTENT_LABELS, Seriousness
+from portal.policy.actions import RULES, CaseStatus, Decision
+from portal.policy.appeals import OUTCOME_LABELS
+from portal.policy.roles import PARTY_ROLES_STAFF_ADD
+from portal.policy.routing import Team
 
 REPLY_MAX_CHARS = 50_000
 
@@ -86,13 +89,14 @@ class ClassifyForm(CleanForm):
 
 class PartyForm(CleanForm):
     address = EmailField("Address", validators=[DataRequired(), Length(max=320), normalized_email])
-    role = SelectField("Role", choices=options([("subject", "subject"), ("party", "other party")]))
+    role = SelectField(
+        "Role",
+        choices=options([(role.value, label) for role, label in PARTY_ROLES_STAFF_ADD.items()]),
+    )
 
 
 class DecisionForm(CleanForm):
-    decision = SelectField(
-        "Decision", choices=options([("granted", "granted"), ("declined", "declined")])
-    )
+    decision = SelectField("Decision", choices=options([(d.value, d.value) for d in Decision]))
     details = TextAreaField(
         "Reasons and details", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]
     )
@@ -124,23 +128,14 @@ class CannedResponseForm(CleanForm):
 class AbuseMarkForm(CleanForm):
     category = SelectField(
         "What was abusive",
-        choices=options(
-            [
-                ("terms_of_use", "breaches the Terms of Use"),
-                ("friendly_space", "breaches the Friendly Space Policy"),
-                ("threat_or_harassment_of_staff", "threatens or harasses staff"),
-                ("preferential_treatment", "demands preferential treatment"),
-            ]
-        ),
+        choices=options([(c.value, label) for c, label in CATEGORY_LABELS.items()]),
     )
     seriousness = SelectField(
-        "Seriousness", choices=options([(s, s) for s in ("minor", "serious", "severe")])
+        "Seriousness", choices=options([(s.value, s.value) for s in Seriousness])
     )
     intent = SelectField(
         "Presumed intent",
-        choices=options(
-            [("good_faith", "good faith"), ("unclear", "unclear"), ("bad_faith", "bad faith")]
-        ),
+        choices=options([(i.value, label) for i, label in INTENT_LABELS.items()]),
     )
     note = TextAreaField(
         "Note (for staff)", validators=[DataRequired(), Length(max=DETAILS_MAX_CHARS)]

@@ -7,9 +7,10 @@ from flask_login import current_user
 
 from portal.access import visible_teams
 from portal.extensions import db
-from portal.models import Role, StaffUser
+from portal.models import StaffUser
 from portal.models.base import utcnow
-from portal.policy import RULES, CaseStatus
+from portal.policy.actions import RULES, CaseStatus
+from portal.policy.permissions import may_handle_abuse
 from portal.search import SEARCH_HIT_LIMIT, hits_capped
 from portal.services import quarantine, unfiled
 from portal.services.inbox import InboxFilters, inbox_page, time_left
@@ -59,6 +60,6 @@ def inbox() -> str:
         search_limit=SEARCH_HIT_LIMIT,
         unfiled_waiting=unfiled.waiting(db.session, current_user),
         urgent_quarantined=quarantine.urgent_waiting(db.session, current_user)
-        if current_user.has_role(Role.TRUST_SAFETY, Role.ADMIN)
+        if may_handle_abuse(current_user.roles)
         else 0,
     )

@@ -1,13 +1,14 @@
-"""The office actions policy as plain Python: what each action needs, who handles it, how fast.
+"""Office actions as the policy describes them: what each needs, who handles it, how fast.
 
-Everything here reads like the policy (``office-actions-policy.txt``, "Requesting an office
-action" and "Timeline of office actions") and knows nothing of Flask or the database, so the
-rules can be tested in microseconds and changed in one place.
+The rules of "Requesting an office action" and "Timeline of office actions"
+(``office-actions-policy.txt``): the actions people may ask for, the team and priority each
+goes to, the clock each runs on (calendar time, or US business days for DMCA notices), and
+the kinds and statuses of the cases that carry them, with the one set of statuses that counts
+as open.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -15,6 +16,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
+
+from portal.policy.routing import Team
 
 # Business days are counted where the Legal team works: the Foundation is in San Francisco.
 # A notice that lands on a Friday evening there is not "received" on Saturday in UTC.
@@ -30,16 +33,6 @@ class ActionType(StrEnum):
     RIGHTS_REMOVAL = "rights_removal"
     PAGE_PROTECTION = "page_protection"
     RANGE_BLOCK = "range_block"
-
-
-class Team(StrEnum):
-    TRUST_SAFETY = "trust_safety"
-    LEGAL = "legal"
-    APPEALS = "appeals"
-
-
-# The role mailboxes and the queue each feeds (the mail bridge; quarantine release).
-MAILBOX_TEAMS: dict[str, Team] = {"ca": Team.TRUST_SAFETY, "appeals": Team.APPEALS}
 
 
 class Priority(StrEnum):
@@ -62,6 +55,26 @@ class CaseStatus(StrEnum):
     IN_REVIEW = "in_review"
     DECIDED = "decided"
     CLOSED = "closed"
+
+
+#: A case in one of these is in a queue: counted on the inbox, listed by default, its clock
+#: shown, and (for an appeal) blocking a second appeal of the same decision.
+OPEN_STATUSES: tuple[CaseStatus, ...] = (
+    CaseStatus.NEW,
+    CaseStatus.OPEN,
+    CaseStatus.WAITING,
+    CaseStatus.IN_REVIEW,
+)
+
+
+class Decision(StrEnum):
+    """What staff decide on a request: a decision not to act can be appealed too."""
+
+    GRANTED = "granted"
+    DECLINED = "declined"
+
+
+DECISIONS: frozenset[str] = frozenset(Decision)
 
 
 class PriorAttempts(StrEnum):
@@ -91,6 +104,9 @@ class Clock:
         return add_business_days(received_at, self.business_days)
 
 
+SUMMARY_MAX_WORDS = 300
+
+
 @dataclass(frozen=True)
 class ActionRule:
     action: ActionType
@@ -101,7 +117,10 @@ class ActionRule:
     clock: Clock | None
     prior_attempts: PriorAttempts
     kind: CaseKind = CaseKind.REQUEST
+    #: an event ban is limited by place, project or time: the form asks for at least one
     event_scope: bool = False
+    #: "a succinct summary": at most this many words; None where nothing may hold it up
+    summary_max_words: int | None = SUMMARY_MAX_WORDS
 
 
 FOUR_WEEKS = Clock(calendar=timedelta(weeks=4))
@@ -147,6 +166,8 @@ RULES: dict[ActionType, ActionRule] = {
             Priority.URGENT,
             Clock(calendar=timedelta(hours=24)),
             PriorAttempts.NEVER,
+            # The policy: reviewed "right away"; a word limit would only slow the report.
+            summary_max_words=None,
         ),
         ActionRule(
             ActionType.CONDUCT_WARNING,
@@ -231,143 +252,3 @@ def add_business_days(start: datetime, days: int, tz: ZoneInfo = LEGAL_TIMEZONE)
             remaining -= 1
     due_local = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=tz)
     return due_local.astimezone(start.tzinfo)
-
-
-# --- Abuse of the reporting channels -------------------------------------------------------
-# Policy: "if inappropriate reporting behavior continues after we have issued a warning, we may
-# entirely refuse to communicate with the reporting party. The lock-out period will be
-# determined based on the seriousness, frequency, number and - if reasonably apparent -
-# presumed intent (e.g. apparent bad faith) of the abusive reports." DSA Art. 23 adds the
-# proportion of a person's notices that were unfounded, and a reasonable, bounded period.
-
-
-class AbuseCategory(StrEnum):
-    TERMS_OF_USE = "terms_of_use"
-    FRIENDLY_SPACE = "friendly_space"
-    THREAT_OR_HARASSMENT_OF_STAFF = "threat_or_harassment_of_staff"
-    PREFERENTIAL_TREATMENT = "preferential_treatment"
-
-
-class Seriousness(StrEnum):
-    MINOR = "minor"
-    SERIOUS = "serious"
-    SEVERE = "severe"
-
-
-class Intent(StrEnum):
-    GOOD_FAITH = "good_faith"
-    UNCLEAR = "unclear"
-    BAD_FAITH = "bad_faith"
-
-
-LOCKOUT_MAX_DAYS = 365
-LOCKOUT_BASE_DAYS = {Seriousness.MINOR: 7, Seriousness.SERIOUS: 30, Seriousness.SEVERE: 90}
-LOCKOUT_INTENT_DAYS = {Intent.GOOD_FAITH: 0, Intent.UNCLEAR: 14, Intent.BAD_FAITH: 60}
-DAYS_PER_EXTRA_MARK = 7  # each mark after the first since the warning
-MAX_DAYS_FOR_MARKS = 60
-DAYS_PER_EXTRA_RECENT_MARK = 5  # each mark after the first within FREQUENCY_WINDOW
-MAX_DAYS_FOR_FREQUENCY = 45
-FREQUENCY_WINDOW = timedelta(days=30)
-DAYS_FOR_ALL_MARKED = 60  # scaled by the proportion of the person's submissions marked
-REPEAT_GROWTH = 0.5  # each earlier lockout adds half again
-
-
-@dataclass(frozen=True)
-class LockoutFactors:
-    seriousness: Seriousness
-    marks_since_warning: int
-    marks_last_30_days: int
-    proportion_marked: float
-    intent: Intent
-    previous_lockouts: int = 0
-
-
-@dataclass(frozen=True)
-class FactorContribution:
-    name: str
-    value: str
-    days: int
-
-
-@dataclass(frozen=True)
-class LockoutProposal:
-    days: int
-    contributions: tuple[FactorContribution, ...]
-
-
-def propose_lockout_days(factors: LockoutFactors) -> LockoutProposal:
-    """The lockout the rule proposes, with what each factor added.
-
-    Monotone: more serious, more marks, more frequent, a larger share marked, worse intent or
-    more earlier lockouts never give a shorter lockout. Bounded by LOCKOUT_MAX_DAYS. The
-    contributions always add up to the total, so staff can read exactly why.
-    """
-    seriousness = Seriousness(factors.seriousness)
-    intent = Intent(factors.intent)
-    marks = max(1, factors.marks_since_warning)
-    recent = max(1, factors.marks_last_30_days)
-    proportion = min(1.0, max(0.0, factors.proportion_marked))
-    previous = max(0, factors.previous_lockouts)
-
-    parts = [
-        FactorContribution(
-            "seriousness of the latest mark", seriousness.value, LOCKOUT_BASE_DAYS[seriousness]
-        ),
-        FactorContribution(
-            "marks since the warning",
-            str(marks),
-            min(MAX_DAYS_FOR_MARKS, DAYS_PER_EXTRA_MARK * (marks - 1)),
-        ),
-        FactorContribution(
-            "marks in the last 30 days",
-            str(recent),
-            min(MAX_DAYS_FOR_FREQUENCY, DAYS_PER_EXTRA_RECENT_MARK * (recent - 1)),
-        ),
-        FactorContribution(
-            "share of their submissions marked",
-            f"{proportion:.0%}",
-            round(DAYS_FOR_ALL_MARKED * proportion),
-        ),
-        FactorContribution("presumed intent", intent.value, LOCKOUT_INTENT_DAYS[intent]),
-    ]
-    subtotal = sum(part.days for part in parts)
-    grown = round(subtotal * (1 + REPEAT_GROWTH * previous))
-    parts.append(FactorContribution("earlier lockouts", str(previous), grown - subtotal))
-    if grown > LOCKOUT_MAX_DAYS:
-        parts.append(
-            FactorContribution(
-                "bound of one year", f"{LOCKOUT_MAX_DAYS} days", LOCKOUT_MAX_DAYS - grown
-            )
-        )
-    total = sum(part.days for part in parts)
-    return LockoutProposal(days=total, contributions=tuple(parts))
-
-
-# Channels the law keeps open during a lockout. Matching is deliberately generous: a false
-# positive only moves a quarantined message to the top of the quarantine view.
-_LEGALLY_OPEN = (
-    (
-        "child protection",
-        re.compile(
-            r"\b(child (protection|abuse|safety|exploitation)|minors?|under-?age|grooming|csam|"
-            r"child porn\w*|ncmec|paedophil\w*|pedophil\w*)\b",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "court order",
-        re.compile(
-            r"\b(court orders?|subpoenas?|injunctions?|search warrants?|judgment|judgement)\b",
-            re.IGNORECASE,
-        ),
-    ),
-)
-
-
-def legally_open_channel(*texts: str | None) -> str | None:
-    """ "child protection" or "court order" if a message from a locked-out reporter is one."""
-    joined = "\n".join(text for text in texts if text)
-    for reason, pattern in _LEGALLY_OPEN:
-        if pattern.search(joined):
-            return reason
-    return None

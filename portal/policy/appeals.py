@@ -10,6 +10,11 @@ Services Act, Art. 20 (the six months run from the day the person was informed).
 Nothing here knows Flask or the database: :func:`assess` takes the facts of a decision and
 answers with a refusal or a route, so every boundary is tested in microseconds with a fixed
 clock. Refusals are one sentence each, saying why and what the person can do instead.
+
+The life of an appeal (:class:`AppealState`): filed and *pending* until the appellant follows
+the confirmation link, which lives :data:`APPEAL_CONFIRM_HOURS`; then *open* in its reviewers'
+queue, on a clock of :data:`APPEAL_CLOCK_DAYS`, until *decided*; or *refused* by the rules.
+Who may decide it is in :mod:`portal.policy.permissions`.
 """
 
 from __future__ import annotations
@@ -19,18 +24,29 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from portal.models.case import REFERENCE_PATTERN, references_in
-from portal.policy import ActionType, CaseKind, Team
+from portal.policy.actions import DECISIONS, ActionType, CaseKind, Decision
+from portal.policy.roles import PartyRole
+from portal.policy.routing import Team
 
 APPEAL_WINDOW_MONTHS = 6
-DECISIONS = frozenset({"granted", "declined"})
+# The review committee's clock for an open appeal, and how long a confirmation link lives
+# (defaults: PORTAL_APPEAL_CLOCK_DAYS and PORTAL_APPEAL_CONFIRM_HOURS may change them).
+APPEAL_CLOCK_DAYS = 28
+APPEAL_CONFIRM_HOURS = 48
+
+
+class AppealState(StrEnum):
+    PENDING = "pending"  # waiting for the link to be followed
+    REFUSED = "refused"  # the rules said no; the person was told why by mail
+    OPEN = "open"  # confirmed: in a reviewer's queue
+    DECIDED = "decided"
 
 
 class AppellantRole(StrEnum):
-    """The only people the policy lets ask for review."""
+    """The only people the policy lets ask for review: two of the roles on a case."""
 
-    REQUESTER = "requester"  # "an individual who requested the initial case"
-    SUBJECT = "subject"  # "an individual under investigation"
+    REQUESTER = PartyRole.REQUESTER.value  # "an individual who requested the initial case"
+    SUBJECT = PartyRole.SUBJECT.value  # "an individual under investigation"
 
 
 class Refusal(StrEnum):
@@ -56,6 +72,16 @@ ROUTE_TEAM: dict[Route, Team] = {
     Route.TRUST_SAFETY: Team.TRUST_SAFETY,
     Route.LEGAL: Team.LEGAL,
 }
+ROUTE_LABELS: dict[Route, str] = {
+    Route.COMMITTEE: "the case review committee",
+    Route.TRUST_SAFETY: "Trust & Safety",
+    Route.LEGAL: "the Legal team",
+}
+
+
+def route_of(value: str | None) -> Route:
+    """The route an appeal recorded; one filed before routes existed is the committee's."""
+    return Route(value or Route.COMMITTEE)
 
 
 class Outcome(StrEnum):
@@ -197,7 +223,7 @@ def format_day(day: date) -> str:
 
 def is_dmca_removal(facts: DecisionFacts) -> bool:
     dmca = facts.action == ActionType.DMCA or facts.kind == CaseKind.DMCA_NOTICE
-    return dmca and facts.decision == "granted"
+    return dmca and facts.decision == Decision.GRANTED
 
 
 def route_for(facts: DecisionFacts) -> tuple[Route, str | None]:
@@ -211,7 +237,7 @@ def route_for(facts: DecisionFacts) -> tuple[Route, str | None]:
         return Route.TRUST_SAFETY, ROUTE_REASONS["child_protection"]
     if (
         facts.action == ActionType.EVENT_BAN
-        and facts.decision == "granted"
+        and facts.decision == Decision.GRANTED
         and not facts.has_end_date
         and not facts.irrevocable
     ):
@@ -237,7 +263,7 @@ def assess(
         return Assessment(Refusal.NOT_DECIDED)
     if is_dmca_removal(facts):
         return Assessment(Refusal.DMCA_REMOVAL)
-    granted_event_ban = facts.action == ActionType.EVENT_BAN and facts.decision == "granted"
+    granted_event_ban = facts.action == ActionType.EVENT_BAN and facts.decision == Decision.GRANTED
     if granted_event_ban and facts.part_of_global_ban:
         return Assessment(Refusal.PART_OF_GLOBAL_BAN)
     deadline = appeal_deadline(facts.notified_at, facts.modified_at)
@@ -249,17 +275,3 @@ def assess(
         return Assessment(Refusal.OPEN_APPEAL, deadline=deadline)
     route, reason = route_for(facts)
     return Assessment(route=route, route_reason=reason, deadline=deadline)
-
-
-def find_reference(text: str | None) -> str | None:
-    """The one case reference ``text`` names, upper-cased; None for none or several."""
-    found = references_in(text)
-    return found[0] if len(found) == 1 else None
-
-
-def named_reference(subject: str | None, body: str | None) -> str | None:
-    """The reference a mail names: from its subject when the subject names any (a subject
-    with two is ambiguous and left to staff), else from its body."""
-    if REFERENCE_PATTERN.search(subject or ""):
-        return find_reference(subject)
-    return find_reference(body)
