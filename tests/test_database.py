@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import Case, StaffUser
 from portal.models.base import utcnow
-from portal.models.case import format_reference
 from portal.policy.actions import ActionType
+from portal.policy.references import format_reference
 from portal.services.cases import RequestSubmission, open_request
 from tests.conftest import make_app
 from tests.factories import Auth
