@@ -20,6 +20,8 @@ from portal.policy.references import (
         (2026, 123, "OA-2026-000123"),
         (2026, 999_999, "OA-2026-999999"),
         (987, 5, "OA-0987-000005"),
+        # The number is the case id: past 999,999 it grows a digit and is still found.
+        (2027, 1_000_000, "OA-2027-1000000"),
     ],
 )
 def test_a_reference_is_prefix_year_and_six_digits(year: int, number: int, expected: str) -> None:
@@ -32,6 +34,7 @@ def test_references_are_found_in_any_case_once_each_in_order() -> None:
     text = "Re: [oa-2026-000123] about OA-2026-000007 and again OA-2026-000123; XOA-2026-000001"
     assert references_in(text) == ["OA-2026-000123", "OA-2026-000007"]
     assert references_in(None) == []
+    assert references_in("[OA-2027-1234567] and OA-2026-00012") == ["OA-2027-1234567"]
 
 
 @pytest.mark.parametrize(

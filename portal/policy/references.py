@@ -18,8 +18,9 @@ def format_reference(year: int, number: int) -> str:
 
 
 # A reference as people quote it, in whatever case they typed it (the one pattern for the
-# mail bridge, appeals and search).
-REFERENCE_PATTERN = re.compile(rf"\b{REFERENCE_PREFIX}-\d{{4}}-\d{{6}}\b", re.IGNORECASE)
+# mail bridge, appeals and search). Six digits at least: the number is the case's id, which
+# passes 999,999 one day, and OA-2027-1000000 must thread like OA-2027-000123.
+REFERENCE_PATTERN = re.compile(rf"\b{REFERENCE_PREFIX}-\d{{4}}-\d{{6,}}\b", re.IGNORECASE)
 
 
 def references_in(text: str | None) -> list[str]:
